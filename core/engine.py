@@ -1,0 +1,213 @@
+"""A small deterministic discrete-event core.
+
+The shape follows SimPy (an environment with ``now``, events, generator
+processes) but keeps only what swapsim needs, so that the per-event cost is as
+low as it can be in pure Python: the run loop pops ``(time, seq, event)`` off a
+heap and calls the event's callbacks.  ``seq`` is a monotonically increasing
+counter, so simultaneous events are processed in the order they were scheduled
+— the same order on every run, which is what makes results byte-identical.
+
+Processes are generators that ``yield`` events; they resume with the event's
+value once it is processed.  ``yield from`` composes kernel-style call chains
+(fault → allocator slow path → direct reclaim → throttle) without callbacks.
+"""
+
+from __future__ import annotations
+
+from heapq import heappop, heappush
+from typing import Any, Callable, Generator, Iterable
+
+_PENDING = object()
+
+
+class Event:
+    """Something that will happen; processes wait for it by yielding it."""
+
+    __slots__ = ("env", "callbacks", "value")
+
+    def __init__(self, env: "Environment") -> None:
+        self.env = env
+        self.callbacks: list[Callable[[Event], None]] | None = []
+        self.value: Any = _PENDING
+
+    @property
+    def triggered(self) -> bool:
+        return self.value is not _PENDING
+
+    @property
+    def processed(self) -> bool:
+        return self.callbacks is None
+
+    def succeed(self, value: Any = None) -> "Event":
+        """Trigger now; callbacks run when the engine reaches this event."""
+        if self.value is not _PENDING:
+            raise RuntimeError(f"{self!r} has already been triggered")
+        self.value = value
+        env = self.env
+        env._seq += 1
+        heappush(env._queue, (env.now, env._seq, self))
+        return self
+
+
+class Timeout(Event):
+    """An event that triggers ``delay`` seconds from now."""
+
+    __slots__ = ()
+
+    def __init__(self, env: "Environment", delay: float, value: Any = None) -> None:
+        if delay < 0:
+            raise ValueError(f"negative delay {delay}")
+        self.env = env
+        self.callbacks = []
+        self.value = value
+        env._seq += 1
+        heappush(env._queue, (env.now + delay, env._seq, self))
+
+
+class Process(Event):
+    """Runs a generator; as an event it triggers with the generator's return value."""
+
+    __slots__ = ("gen", "name")
+
+    def __init__(self, env: "Environment", gen: Generator, name: str = "") -> None:
+        super().__init__(env)
+        self.gen = gen
+        self.name = name
+        start = Event(env)
+        start.callbacks.append(self._resume)
+        start.succeed()
+
+    def _resume(self, event: Event) -> None:
+        gen = self.gen
+        value = event.value
+        while True:
+            try:
+                target = gen.send(value)
+            except StopIteration as stop:
+                self.succeed(stop.value)
+                return
+            callbacks = target.callbacks
+            if callbacks is not None:
+                callbacks.append(self._resume)
+                return
+            value = target.value  # already processed: continue at once
+
+    def __repr__(self) -> str:
+        return f"<Process {self.name or self.gen!r}>"
+
+
+class WaitQueue:
+    """A kernel wait queue: ``wait()`` parks a process, ``wake_up_all()`` releases it.
+
+    A wait with a timeout resumes with ``True`` when woken and ``False`` when
+    the timeout expired, like ``wait_event_timeout`` returning non-zero/zero.
+    """
+
+    __slots__ = ("env", "waiters", "name")
+
+    def __init__(self, env: "Environment", name: str = "") -> None:
+        self.env = env
+        self.waiters: list[Event] = []
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.waiters)
+
+    def wait(self, timeout: float | None = None) -> Event:
+        ev = Event(self.env)
+        self.waiters.append(ev)
+        if timeout is not None:
+            def expire(_t: Event, ev: Event = ev) -> None:
+                if ev.value is _PENDING:
+                    self.waiters.remove(ev)
+                    ev.succeed(False)
+            self.env.timeout(timeout).callbacks.append(expire)
+        return ev
+
+    def wake_up_all(self) -> int:
+        waiters, self.waiters = self.waiters, []
+        for ev in waiters:
+            ev.succeed(True)
+        return len(waiters)
+
+    def wake_up_one(self) -> bool:
+        if not self.waiters:
+            return False
+        self.waiters.pop(0).succeed(True)
+        return True
+
+
+class Environment:
+    """Simulated time and the event queue."""
+
+    def __init__(self, initial_time: float = 0.0) -> None:
+        self.now = initial_time
+        self._queue: list[tuple[float, int, Event]] = []
+        self._seq = 0
+        self._stopped: Any = _PENDING
+        self.events_processed = 0
+
+    # -- creating events -------------------------------------------------
+    def event(self) -> Event:
+        return Event(self)
+
+    def timeout(self, delay: float, value: Any = None) -> Timeout:
+        return Timeout(self, delay, value)
+
+    def process(self, gen: Generator, name: str = "") -> Process:
+        return Process(self, gen, name)
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> Timeout:
+        """Run a plain function ``delay`` seconds from now (cheaper than a process)."""
+        t = Timeout(self, delay)
+        t.callbacks.append(lambda _e: fn())
+        return t
+
+    def any_of(self, events: Iterable[Event]) -> Event:
+        """Triggers with the first of ``events`` to be processed."""
+        done = Event(self)
+
+        def first(ev: Event) -> None:
+            if done.value is _PENDING:
+                done.succeed(ev)
+        for ev in events:
+            if ev.callbacks is None:
+                first(ev)
+            else:
+                ev.callbacks.append(first)
+        return done
+
+    # -- running ---------------------------------------------------------
+    def peek(self) -> float:
+        return self._queue[0][0] if self._queue else float("inf")
+
+    def step(self) -> None:
+        self.now, _, event = heappop(self._queue)
+        callbacks, event.callbacks = event.callbacks, None
+        for cb in callbacks:
+            cb(event)
+
+    def stop(self, reason: Any = None) -> None:
+        """Make ``run`` return after the current event."""
+        self._stopped = reason
+
+    def run(self, until: float | None = None) -> Any:
+        """Process events until the queue is empty, ``until`` or ``stop()``."""
+        queue = self._queue
+        limit = float("inf") if until is None else until
+        self._stopped = _PENDING
+        n = 0
+        while queue and self._stopped is _PENDING:
+            if queue[0][0] > limit:
+                self.now = limit
+                break
+            self.now, _, event = heappop(queue)
+            callbacks, event.callbacks = event.callbacks, None
+            for cb in callbacks:
+                cb(event)
+            n += 1
+        else:
+            if until is not None and self._stopped is _PENDING and not queue:
+                self.now = max(self.now, limit)
+        self.events_processed += n
+        return None if self._stopped is _PENDING else self._stopped
