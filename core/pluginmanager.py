@@ -36,6 +36,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("disk", "swapsim.plugins.disk"),
     ("usemem", "swapsim.plugins.usemem"),
     ("throttle", "swapsim.plugins.throttle"),
+    ("slab", "swapsim.plugins.slab"),
+    ("slub", "swapsim.plugins.slub"),
     ("scenarios", "swapsim.scenarios"),
 )
 

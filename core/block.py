@@ -1,0 +1,159 @@
+"""The block layer between swap and a swap transport.
+
+Swap writeback and swap-in become :class:`Request` objects on a
+:class:`RequestQueue` with the generic block layer's limits: ``nr_requests``
+(128) per queue, congested at ``nr_requests - nr_requests/8 + 1`` (113) and
+uncongested below ``nr_requests - nr_requests/8 - nr_requests/16 - 1`` (103).
+A submitter that finds the queue full sleeps (get_request_wait) — that is
+how a slow device throttles reclaim.  Requests hold at most ``max_pages``
+contiguous slots.
+
+A :class:`SwapTransport` (a plugin) takes requests off the queue and
+completes them; it never touches page state itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+import numpy as np
+from attrs import define, field
+
+from .engine import Event, WaitQueue
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cpu import Task
+    from .simulation import Simulation
+
+READ, WRITE = 0, 1
+EIO = 5
+
+
+@define(eq=False, slots=True)
+class Request:
+    op: int
+    slots: np.ndarray
+    pages: np.ndarray
+    on_done: Callable[["Request"], None]
+    submit_time: float
+    tag: int
+    error: int = 0
+    dispatch_time: float = -1.0
+    #: set by the transport: what the request waits for, for lockup diagnosis
+    waiting_for: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.slots) * 4096
+
+
+class RequestQueue:
+    def __init__(self, sim: "Simulation", name: str, nr_requests: int = 128,
+                 max_pages: int = 128) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.name = name
+        self.nr_requests = nr_requests
+        self.max_pages = max_pages
+        self.on_threshold = nr_requests - nr_requests // 8 + 1
+        self.off_threshold = nr_requests - nr_requests // 8 - nr_requests // 16 - 1
+        self.count = 0                    # allocated requests (queued + in flight)
+        self.congested = False
+        self.request_wait = WaitQueue(self.env, f"{name}.request_wait")
+        self.congestion_wait = WaitQueue(self.env, f"{name}.congestion_wqh")
+        self.inflight: dict[int, Request] = {}
+        self._tag = 0
+        self.dispatch: Callable[[Request], None] | None = None  # set by the transport
+        self.completed = [0, 0]
+        self.errors = 0
+
+    def submit(self, task: "Task | None", op: int, slots: np.ndarray, pages: np.ndarray,
+               on_done: Callable[[Request], None]) -> Generator[Event, Any, None]:
+        """Queue I/O for ``pages`` (sorted by slot), split into contiguous requests."""
+        start = 0
+        n = len(slots)
+        while start < n:
+            end = start + 1
+            while (end < n and end - start < self.max_pages
+                   and slots[end] == slots[end - 1] + 1):
+                end += 1
+            while self.count >= self.nr_requests:
+                if task is not None:
+                    task.set_state("blk_request_wait", self.env.now)
+                yield self.request_wait.wait()
+            self._queue(op, slots[start:end], pages[start:end], on_done)
+            start = end
+
+    def _queue(self, op: int, slots: np.ndarray, pages: np.ndarray,
+               on_done: Callable[[Request], None]) -> None:
+        self._tag += 1
+        req = Request(op=op, slots=slots, pages=pages, on_done=on_done,
+                      submit_time=self.env.now, tag=self._tag)
+        self.count += 1
+        if self.count >= self.on_threshold:
+            self.congested = True
+        self.inflight[req.tag] = req
+        assert self.dispatch is not None, "transport did not attach to its queue"
+        self.dispatch(req)
+
+    def complete(self, req: Request, error: int = 0) -> None:
+        """The transport finished ``req``; run its completion and free the request."""
+        req.error = error
+        del self.inflight[req.tag]
+        self.count -= 1
+        self.completed[req.op] += 1
+        if error:
+            self.errors += 1
+        if self.congested and self.count < self.off_threshold:
+            self.congested = False
+            self.congestion_wait.wake_up_all()
+        if self.request_wait.waiters:
+            self.request_wait.wake_up_one()
+        req.on_done(req)
+
+    def oldest(self) -> Request | None:
+        return next(iter(self.inflight.values()), None)
+
+
+class SwapTransport:
+    """Base class of swap transports (plugins: disk, nbd, nfs, …).
+
+    The simulation creates the transport with ``factory(sim, options)``, then
+    calls :meth:`start` once.  Requests arrive through :meth:`dispatch`; the
+    transport completes each with ``self.queue.complete(req, error)``.
+    Override points: ``dispatch``, ``start``, ``diagnose``, ``stats``.
+    """
+
+    name = "base"
+    #: longest request in pages (max_sectors)
+    max_pages = 128
+    nr_requests = 128
+
+    def __init__(self, sim: "Simulation", options: Any = None) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.options = options
+        self.queue = RequestQueue(sim, self.name, self.nr_requests, self.max_pages)
+        self.queue.dispatch = self.dispatch
+
+    def start(self) -> None:
+        """Spawn kernel threads, open sockets."""
+
+    def dispatch(self, req: Request) -> None:
+        raise NotImplementedError
+
+    def diagnose(self) -> dict[str, Any]:
+        now = self.env.now
+        oldest = self.queue.oldest()
+        return {
+            "requests_in_flight": self.queue.count,
+            "congested": self.queue.congested,
+            "oldest_request_age_s": None if oldest is None else round(now - oldest.submit_time, 6),
+            "oldest_request_op": None if oldest is None else ("read", "write")[oldest.op],
+            "oldest_request_waits_for": None if oldest is None else oldest.waiting_for,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {"reads_completed": self.queue.completed[READ],
+                "writes_completed": self.queue.completed[WRITE],
+                "errors": self.queue.errors}

@@ -1,0 +1,621 @@
+"""The memory manager: nodes and zones, the page allocator, faults and swap.
+
+:class:`MM` owns all memory state of one simulated machine.  Reclaim
+(direct and kswapd) lives in :mod:`swapsim.mm.vmscan` and works on the same
+state.  Generators (``yield from``) are the kernel paths that can sleep;
+plain methods are the ones that cannot (softirq, atomic allocations).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+import numpy as np
+import structlog
+
+from ..block import READ
+from ..engine import Event, WaitQueue
+from ..slab import AllocContext
+from . import gfp as G
+from .pages import (PG_DIRTY, PG_LOCKED, PG_LRU, PG_PRESENT, PG_REFERENCED, PG_RESIDENT,
+                    PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue, PageState)
+from .swapfile import SwapArea
+from .zone import (MAX_NR_ZONES, PAGE_SHIFT, ZONE_NAMES, ZONE_NORMAL, Zone,
+                   default_min_free_kbytes, inactive_ratio_for, setup_lowmem_reserve,
+                   setup_watermarks, zone_layout)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cpu import Task
+    from ..simulation import Simulation
+
+log = structlog.get_logger()
+
+JIFFY = 0.004  # HZ=250
+
+
+class OutOfMemory(Exception):
+    """The OOM killer would have fired: ends the arm with outcome "oom"."""
+
+
+class SwapIOError(Exception):
+    """A swap-in failed (e.g. the NBD connection was reset): outcome "error"."""
+
+
+class Node:
+    """pg_data_t: a node's zones, its kswapd and its wait queues."""
+
+    def __init__(self, nid: int, zones: list[Zone], env: Any) -> None:
+        self.nid = nid
+        self.node_zones = zones                       # all four types, empty ones included
+        self.zones = [z for z in zones if z.present]  # populated, DMA first
+        self.kswapd_wait = WaitQueue(env, f"kswapd{nid}")
+        self.pfmemalloc_wait = WaitQueue(env, f"pfmemalloc_wait{nid}")
+        self.kswapd_sleeping = False
+        self.kswapd_order = 0
+        self.kswapd_task: Task | None = None
+        self.zonelist: list[Zone] = []                # set by MM: local zones, highest first
+
+    def pfmemalloc_reserve(self) -> tuple[int, int]:
+        """(free pages, Σ MIN) over zones up to ZONE_NORMAL, for throttling."""
+        free = reserve = 0
+        for z in self.node_zones[:ZONE_NORMAL + 1]:
+            free += z.nr_free
+            reserve += z.watermark[0]
+        return free, reserve
+
+
+class MM:
+    def __init__(self, sim: "Simulation") -> None:
+        cfg = sim.config
+        self.sim = sim
+        self.env = sim.env
+        self.cost = cfg.cost
+        self.patches = frozenset(cfg.kernel.patches)
+        mc = cfg.machine
+        self.nodes: list[Node] = []
+        self.zones: list[Zone] = []
+        layout = zone_layout(mc.memory, mc.nodes)
+        for nid, row in enumerate(layout):
+            node_zones = []
+            for idx, present in enumerate(row):
+                z = Zone(node=nid, idx=idx, gid=-1, present=present)
+                if present:
+                    z.gid = len(self.zones)
+                    self.zones.append(z)
+                node_zones.append(z)
+            setup_lowmem_reserve(node_zones, mc.lowmem_reserve_ratio)
+            self.nodes.append(Node(nid, node_zones, self.env))
+        for node in self.nodes:
+            local = sorted(node.zones, key=lambda z: -z.idx)
+            remote = [z for n in self.nodes if n is not node
+                      for z in sorted(n.zones, key=lambda z: -z.idx)]
+            node.zonelist = local + remote
+        self.lowmem_pages = sum(z.present for z in self.zones)
+        self.min_free_kbytes = (mc.min_free_kbytes if mc.min_free_kbytes is not None else
+                                default_min_free_kbytes(self.lowmem_pages, mc.watermark_profile))
+        self.watermark_updates = 0
+        self._recompute_watermarks()
+        for z in self.zones:
+            # the memmap (struct page, 64 bytes per page) is allocated at boot
+            z.init_free(z.present - z.present // 64)
+            z.inactive_ratio = inactive_ratio_for(z.present)
+            z.inactive = PageQueue()
+            z.active = PageQueue()
+            z.nr_inactive = 0
+            z.nr_active = 0
+        self.boot_reserved = sum(z.present // 64 for z in self.zones)
+        self.vmstat = sim.vmstat
+        self.ev = sim.vmstat.ev
+        self.swap = SwapArea(cfg.swap.size >> PAGE_SHIFT)
+        self.pages = PageState(0)
+        self.page_cluster = cfg.kernel.page_cluster
+        self.read_events: dict[int, Event] = {}
+        self.pages_touched = 0
+        self.nr_writeback = 0
+        self.nr_reading = 0
+        self.swap_io_errors = 0
+        self._read_failed: dict[int, bool] = {}
+        self.other_pages = np.zeros(len(self.zones), dtype=np.int64)  # kernel allocations
+        self.sw_gfp_memalloc = "gfp-memalloc" in self.patches
+        self.sw_softirq = "softirq-memalloc" in self.patches
+        self.transport = None  # set by the simulation
+        self.reclaim = None    # set by the simulation (vmscan.Reclaim)
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    # -- sysctl -----------------------------------------------------------
+    def _recompute_watermarks(self) -> None:
+        mc = self.sim.config.machine
+        setup_watermarks(self.zones, self.min_free_kbytes, mc.watermark_profile,
+                         mc.watermark_scale_factor)
+        self.watermark_updates += 1
+
+    def set_min_free_kbytes(self, value: int) -> Generator[Event, Any, None]:
+        """Write vm.min_free_kbytes at run time.
+
+        With ``min-free-lock`` (patch 1) all zones are updated under one lock,
+        atomically.  Without it the update walks the zones one by one and an
+        allocation running between two steps sees some zones with old and
+        some with new watermarks: the model yields between zones.
+        """
+        self.min_free_kbytes = value
+        if "min-free-lock" in self.patches:
+            self._recompute_watermarks()
+            return
+        mc = self.sim.config.machine
+        new = [Zone(node=z.node, idx=z.idx, gid=z.gid, present=z.present) for z in self.zones]
+        setup_watermarks(new, value, mc.watermark_profile, mc.watermark_scale_factor)
+        for z, n in zip(self.zones, new):
+            z.watermark = n.watermark
+            yield self.env.timeout(0)
+        self.watermark_updates += 1
+
+    # -- workload memory ----------------------------------------------------
+    def setup_anon(self, nr_pages: int) -> None:
+        self.pages = PageState(nr_pages)
+
+    def zonelist(self, task: "Task | None") -> list[Zone]:
+        return self.nodes[(task.pid if task is not None else 0) % len(self.nodes)].zonelist
+
+    # -- the page allocator ---------------------------------------------------
+    def pfmemalloc_allowed(self, gfp: int, ctx: AllocContext) -> bool:
+        """gfp_pfmemalloc_allowed(): may this caller take ALLOC_NO_WATERMARKS?"""
+        if gfp & G.GFP_NOMEMALLOC:
+            return False
+        if gfp & G.GFP_MEMALLOC and self.sw_gfp_memalloc:
+            return True
+        pf = ctx.task.flags if ctx.task is not None else 0
+        if ctx.softirq:
+            return self.sw_softirq and bool(pf & G.PF_MEMALLOC)
+        return bool(pf & G.PF_MEMALLOC)
+
+    def alloc_flags(self, gfp: int, ctx: AllocContext) -> int:
+        """gfp_to_alloc_flags() of 3.6."""
+        flags = G.ALLOC_WMARK_MIN | G.ALLOC_CPUSET
+        if gfp & G.GFP_HIGH:
+            flags |= G.ALLOC_HIGH
+        if not gfp & G.GFP_WAIT:
+            if not gfp & G.GFP_NOMEMALLOC:
+                flags |= G.ALLOC_HARDER
+            flags &= ~G.ALLOC_CPUSET
+        if self.pfmemalloc_allowed(gfp, ctx):
+            flags |= G.ALLOC_NO_WATERMARKS
+        return flags
+
+    def _take(self, zonelist: list[Zone], order: int, alloc_flags: int) -> Zone | None:
+        """get_page_from_freelist() for one block."""
+        classzone = zonelist[0].idx
+        wm = alloc_flags & G.ALLOC_WMARK_MASK
+        for z in zonelist:
+            if not alloc_flags & G.ALLOC_NO_WATERMARKS:
+                if not z.watermark_ok(order, z.watermark[wm], classzone, alloc_flags):
+                    continue
+            if z.take(order):
+                self.ev[self._pgalloc[z.idx]] += 1 << order
+                return z
+        return None
+
+    def _take_bulk(self, zonelist: list[Zone], n: int, alloc_flags: int,
+                   out: list[tuple[int, int]]) -> int:
+        """get_page_from_freelist() repeated ``n`` times for order-0 pages."""
+        classzone = zonelist[0].idx
+        wm = alloc_flags & G.ALLOC_WMARK_MASK
+        got = 0
+        for z in zonelist:
+            if got == n:
+                break
+            if alloc_flags & G.ALLOC_NO_WATERMARKS:
+                room = z.nr_free
+            else:
+                m = z.watermark[wm]
+                if alloc_flags & G.ALLOC_HIGH:
+                    m -= m // 2
+                if alloc_flags & G.ALLOC_HARDER:
+                    m -= m // 4
+                room = z.nr_free - (m + z.lowmem_reserve[classzone])
+            k = min(n - got, room)
+            if k > 0:
+                k = z.take_pages(k)
+                out.append((z.gid, k))
+                self.ev[self._pgalloc[z.idx]] += k
+                got += k
+        return got
+
+    _pgalloc = tuple(f"pgalloc_{n.lower()}" for n in ZONE_NAMES)
+
+    def wake_all_kswapd(self, zonelist: list[Zone], order: int) -> None:
+        for z in zonelist:
+            if z.watermark_ok(order, z.watermark[1], 0, 0):
+                continue
+            node = self.nodes[z.node]
+            if node.kswapd_sleeping and node.kswapd_wait.waiters:
+                node.kswapd_order = max(node.kswapd_order, order)
+                self.sim.trace("mm_vmscan_wakeup_kswapd", nid=z.node, zid=z.idx, order=order)
+                node.kswapd_wait.wake_up_all()
+
+    def alloc_nosleep(self, gfp: int, order: int, ctx: AllocContext) -> tuple[int, bool]:
+        """One block without sleeping: the slow path up to (not including) reclaim."""
+        zl = self.zonelist(ctx.task)
+        z = self._take(zl, order, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET)
+        if z is not None:
+            return z.gid, False
+        if not gfp & G.GFP_NO_KSWAPD:
+            self.wake_all_kswapd(zl, order)
+        af = self.alloc_flags(gfp, ctx)
+        z = self._take(zl, order, af & ~G.ALLOC_NO_WATERMARKS)
+        if z is not None:
+            return z.gid, False
+        if af & G.ALLOC_NO_WATERMARKS:
+            # patch 5 ignores the memory policy here; the model has no
+            # mempolicies, so both ways take the local zonelist.
+            z = self._take(zl, order, af)
+            if z is not None:
+                return z.gid, True
+        return -1, False
+
+    def free_pages(self, zone: int, order: int, count: int = 1) -> None:
+        """__free_pages() of kernel (non-workload) blocks."""
+        z = self.zones[zone]
+        if order == 0:
+            z.give_pages(count)
+        else:
+            z.give(order, count)
+        self._freed(z, count << order)
+
+    def _freed(self, z: Zone, n: int) -> None:
+        self.ev["pgfree"] += n
+        z.pages_scanned = 0
+        z.all_unreclaimable = False
+
+    def alloc_pages(self, task: "Task", gfp: int, order: int,
+                    ctx: AllocContext | None = None) -> Generator[Event, Any, tuple[int, bool]]:
+        """__alloc_pages_nodemask() for one block, sleeping and reclaiming as gfp allows."""
+        ctx = ctx or AllocContext(task=task)
+        while True:
+            zone, pfm = self.alloc_nosleep(gfp, order, ctx)
+            if zone >= 0 or not gfp & G.GFP_WAIT or task.flags & G.PF_MEMALLOC:
+                return zone, pfm
+            progress = yield from self.reclaim.try_to_free_pages(task, gfp, order)
+            zone, pfm = self.alloc_nosleep(gfp, order, ctx)
+            if zone >= 0:
+                return zone, pfm
+            if gfp & G.GFP_NORETRY or order > 3:
+                return -1, False
+            yield from self._no_progress(task, gfp, progress)
+
+    def _no_progress(self, task: "Task", gfp: int, progress: int) -> Generator[Event, Any, None]:
+        """After a failed reclaim round: OOM check, then wait_iff_congested(HZ/50)."""
+        if not progress and gfp & G.GFP_FS and not self.io_in_flight():
+            raise OutOfMemory(f"{task.comm}: no reclaim progress and no I/O in flight")
+        task.set_state("alloc_retry", self.env.now)
+        yield from self.wait_iff_congested(0.02)
+
+    def io_in_flight(self) -> bool:
+        return self.nr_writeback > 0 or self.nr_reading > 0
+
+    def wait_iff_congested(self, timeout: float) -> Generator[Event, Any, None]:
+        """Sleep up to ``timeout`` if the swap device is congested, else a jiffy.
+
+        The kernel only calls cond_resched() when uncongested; the model waits
+        one jiffy so that a retry loop always lets simulated time pass.
+        """
+        q = self.transport.queue
+        if q.congested:
+            yield q.congestion_wait.wait(timeout)
+        else:
+            yield self.env.timeout(JIFFY)
+
+    def congestion_wait(self, timeout: float) -> Generator[Event, Any, None]:
+        """Sleep until the swap device leaves congestion, or ``timeout``."""
+        yield self.transport.queue.congestion_wait.wait(timeout)
+
+    def alloc_user(self, task: "Task", gfp: int, n: int) -> Generator[Event, Any, list[tuple[int, int]]]:
+        """``n`` order-0 pages for the workload: [(zone id, count), …].
+
+        The kernel allocates fault pages one at a time; the model takes the
+        whole batch (≤ 32 zero-fill pages or one readahead block) in one call
+        with the same per-page watermark arithmetic, sleeping in direct
+        reclaim until every page is had.
+        """
+        zl = self.zonelist(task)
+        out: list[tuple[int, int]] = []
+        got = self._take_bulk(zl, n, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET, out)
+        ctx = None
+        while got < n:
+            if ctx is None:
+                ctx = AllocContext(task=task)
+            self.wake_all_kswapd(zl, 0)
+            af = self.alloc_flags(gfp, ctx)
+            got += self._take_bulk(zl, n - got, af & ~G.ALLOC_NO_WATERMARKS, out)
+            if got == n:
+                break
+            if af & G.ALLOC_NO_WATERMARKS:
+                got += self._take_bulk(zl, n - got, af, out)
+                if got == n:
+                    break
+            progress = yield from self.reclaim.try_to_free_pages(task, gfp, 0)
+            got += self._take_bulk(zl, n - got, af & ~G.ALLOC_NO_WATERMARKS, out)
+            if got == n:
+                break
+            yield from self._no_progress(task, gfp, progress)
+        return out
+
+    def _place(self, pages: np.ndarray, chunks: list[tuple[int, int]]) -> None:
+        """Record which zone each newly allocated page came from."""
+        i = 0
+        zone = self.pages.zone
+        for gid, k in chunks:
+            zone[pages[i:i + k]] = gid
+            i += k
+
+    def _release_unused(self, chunks: list[tuple[int, int]], used: int) -> None:
+        """Give back the tail of a bulk allocation that turned out not to be needed."""
+        i = 0
+        for gid, k in chunks:
+            spare = min(k, max(0, i + k - used))
+            if spare:
+                z = self.zones[gid]
+                z.give_pages(spare)
+                self._freed(z, spare)
+            i += k
+
+    # -- LRU ------------------------------------------------------------------
+    def lru_add(self, pages: np.ndarray, active: bool) -> None:
+        """lru_cache_add(): put pages at the head of their zone's list."""
+        if not len(pages):
+            return
+        ps = self.pages
+        from .pages import PG_ACTIVE
+        if active:
+            ps.flags[pages] |= PG_LRU | PG_ACTIVE
+        else:
+            ps.flags[pages] = (ps.flags[pages] | PG_LRU) & ~PG_ACTIVE
+        zones = ps.zone[pages]
+        for gid in np.unique(zones):
+            sel = pages[zones == gid] if len(self.zones) > 1 else pages
+            z = self.zones[gid]
+            seqs = ps.new_seqs(sel)
+            if active:
+                z.active.push(sel, seqs)
+                z.nr_active += len(sel)
+            else:
+                z.inactive.push(sel, seqs)
+                z.nr_inactive += len(sel)
+
+    # -- faults ---------------------------------------------------------------
+    def touch(self, task: "Task", start: int, end: int) -> Generator[Event, Any, None]:
+        """The workload writes one word in each page of [start, end)."""
+        ps = self.pages
+        flags = ps.flags
+        cost = self.cost
+        cpus = self.sim.cpus
+        chunk = max(1, int(cost.timeslice / cost.touch_page)) if cost.touch_page else 1 << 20
+        i = start
+        while i < end:
+            f = flags[i:min(end, i + chunk)]
+            miss = np.flatnonzero((f & PG_PRESENT) == 0)
+            n = int(miss[0]) if len(miss) else len(f)
+            if n:
+                yield from cpus.run(task, n * cost.touch_page, sys=False)
+                flags[i:i + n] |= PG_REFERENCED | PG_DIRTY
+                self.pages_touched += n
+                i += n
+                continue
+            fi = int(flags[i])
+            if fi & PG_RESIDENT:
+                yield from self._fault_swapcache(task, i, end)
+            elif ps.slot[i] >= 0:
+                yield from self._fault_major(task, i)
+            else:
+                yield from self._fault_zero(task, i, end)
+
+    def _fault_zero(self, task: "Task", i: int, end: int) -> Generator[Event, Any, None]:
+        """do_anonymous_page() for a run of ≤ 32 never-touched pages."""
+        ps = self.pages
+        f = ps.flags[i:min(end, i + 32)]
+        fresh = np.flatnonzero((f & (PG_RESIDENT | PG_TOUCHED)) != 0)
+        k = int(fresh[0]) if len(fresh) else len(f)
+        assert k > 0, f"page {i} lost: neither resident, in swap, nor new"
+        task.set_state("fault", self.env.now)
+        chunks = yield from self.alloc_user(task, G.GFP_HIGHUSER_MOVABLE, k)
+        # while we slept nobody else could fault our private pages in
+        pages = np.arange(i, i + k, dtype=np.int32)
+        self._place(pages, chunks)
+        ps.flags[i:i + k] |= PG_RESIDENT | PG_PRESENT | PG_DIRTY | PG_REFERENCED | PG_TOUCHED
+        self.lru_add(pages, active=True)
+        self.ev["pgfault"] += k
+        yield from self.sim.cpus.run(task, k * (self.cost.fault_zero + self.cost.alloc_page), sys=True)
+        task.set_state("running", self.env.now)
+
+    def _fault_swapcache(self, task: "Task", i: int, end: int) -> Generator[Event, Any, None]:
+        """do_swap_page() hitting the swap cache, for a run of such pages."""
+        ps = self.pages
+        if ps.flags[i] & PG_LOCKED:
+            task.set_state("swapin_wait", self.env.now)
+            ev = self.read_events.get(i)
+            if ev is not None:
+                yield ev
+            if self.swap_io_errors:
+                self._check_read_error(i)
+            task.set_state("running", self.env.now)
+            return  # the caller looks at the page again
+        f = ps.flags[i:min(end, i + 64)]
+        want = PG_RESIDENT
+        bad = np.flatnonzero((f & (PG_RESIDENT | PG_PRESENT | PG_LOCKED)) != want)
+        k = int(bad[0]) if len(bad) else len(f)
+        yield from self.sim.cpus.run(task, k * self.cost.fault_minor, sys=True)
+        # the CPU burst may have let reclaim take some of these pages: recheck
+        f = ps.flags[i:i + k]
+        bad = np.flatnonzero((f & (PG_RESIDENT | PG_PRESENT | PG_LOCKED)) != want)
+        k = int(bad[0]) if len(bad) else k
+        if k:
+            self._map_write(np.arange(i, i + k, dtype=np.int32))
+            self.ev["pgfault"] += k
+
+    def _map_write(self, pages: np.ndarray) -> None:
+        """Map swap-cache pages writable: reuse_swap_page() frees the slot unless
+        the page is under writeback."""
+        ps = self.pages
+        f = ps.flags[pages]
+        reuse = pages[(f & PG_WRITEBACK) == 0]
+        if len(reuse):
+            self.swap.release(ps.slot[reuse])
+            ps.slot[reuse] = -1
+            ps.flags[reuse] &= ~PG_SWAPCACHE
+        ps.flags[pages] |= PG_PRESENT | PG_DIRTY | PG_REFERENCED
+
+    def _check_read_error(self, page: int) -> None:
+        ps = self.pages
+        if not ps.flags[page] & PG_RESIDENT and ps.slot[page] >= 0 and self._read_failed.get(page):
+            raise SwapIOError(f"swap-in of page {page} failed with EIO")
+
+    def _fault_major(self, task: "Task", i: int) -> Generator[Event, Any, None]:
+        """do_swap_page() missing the swap cache: swapin_readahead() of an aligned block."""
+        ps = self.pages
+        task.set_state("fault", self.env.now)
+        mask = (1 << self.page_cluster) - 1
+        slot = int(ps.slot[i])
+        start = slot & ~mask
+        owners = self.swap.owner[start:start + mask + 1]
+        cand = owners[owners >= 0]
+        cand = cand[(ps.flags[cand] & PG_RESIDENT) == 0]
+        yield from self.sim.cpus.run(task, self.cost.fault_major, sys=True)
+        chunks = yield from self.alloc_user(task, G.GFP_HIGHUSER_MOVABLE, len(cand))
+        # While we slept, others may have read some of these pages in.
+        still = cand[(ps.flags[cand] & PG_RESIDENT) == 0]
+        still = still[ps.slot[still] >= 0]
+        if len(still) < len(cand):
+            self._release_unused(chunks, len(still))
+            cand = still
+        if len(cand):
+            self._place(cand, chunks)
+            ps.flags[cand] |= PG_RESIDENT | PG_SWAPCACHE | PG_LOCKED | PG_TOUCHED
+            ps.flags[cand] &= ~(PG_DIRTY | PG_REFERENCED | PG_PRESENT)
+            self.lru_add(cand, active=False)
+            order = np.argsort(ps.slot[cand], kind="stable")
+            cand = cand[order]
+            ev = Event(self.env)
+            for p in cand.tolist():
+                self.read_events[p] = ev
+            self.nr_reading += len(cand)
+            self.ev["pswpin"] += len(cand)
+            self.ev["pgpgin"] += len(cand) * 4
+            self.ev["pgmajfault"] += 1
+
+            def done(req: Any, ev: Event = ev) -> None:
+                self._read_done(req)
+                ev.succeed()
+            yield from self.transport.queue.submit(task, READ, ps.slot[cand].copy(), cand, done)
+        if ps.flags[i] & PG_LOCKED:
+            task.set_state("swapin_wait", self.env.now)
+            ev = self.read_events.get(i)
+            if ev is not None:
+                yield ev
+        task.set_state("running", self.env.now)
+        if ps.flags[i] & PG_RESIDENT and not ps.flags[i] & (PG_PRESENT | PG_LOCKED):
+            self._map_write(np.array([i], dtype=np.int32))
+            self.ev["pgfault"] += 1
+        elif self.swap_io_errors:
+            self._check_read_error(i)
+
+    def _read_done(self, req: Any) -> None:
+        ps = self.pages
+        pages = req.pages
+        self.nr_reading -= len(pages)
+        for p in pages.tolist():
+            self.read_events.pop(p, None)
+        if req.error:
+            # end_swap_bio_read(): the page is not uptodate; it leaves the swap
+            # cache and the faulting task gets SIGBUS.
+            self.swap_io_errors += 1
+            ps.flags[pages] &= ~(PG_LOCKED | PG_RESIDENT | PG_SWAPCACHE | PG_LRU)
+            self._free_frames(pages)
+            self._read_failed = dict.fromkeys(pages.tolist(), True)
+            return
+        ps.flags[pages] &= ~PG_LOCKED
+
+    def _free_frames(self, pages: np.ndarray) -> None:
+        """Give the frames of ``pages`` back to their zones (they must be off the LRU)."""
+        zones = self.pages.zone[pages]
+        for gid, cnt in zip(*np.unique(zones, return_counts=True)):
+            if gid < 0:
+                continue
+            z = self.zones[gid]
+            z.give_pages(int(cnt))
+            self._freed(z, int(cnt))
+
+    # -- exit ---------------------------------------------------------------
+    def exit_mmap(self, start: int, end: int) -> None:
+        """A workload process exits: free its resident pages and swap slots.
+
+        Pages under I/O stay in the swap cache, unmapped; reclaim frees them
+        once the I/O is done, as the kernel does.
+        """
+        ps = self.pages
+        pages = np.arange(start, end, dtype=np.int32)
+        f = ps.flags[pages]
+        busy = (f & (PG_WRITEBACK | PG_LOCKED)) != 0
+        free = pages[((f & PG_RESIDENT) != 0) & ~busy]
+        if len(free):
+            self._lru_del(free)
+            self._free_frames(free)
+        swapped = pages[~busy & (ps.slot[pages] >= 0)]
+        self.swap.release(ps.slot[swapped])
+        ps.slot[swapped] = -1
+        ps.flags[pages[~busy]] = 0
+        ps.flags[pages[busy]] &= ~PG_PRESENT
+
+    def _lru_del(self, pages: np.ndarray) -> None:
+        """Take pages off their LRU lists (their queue entries go stale)."""
+        from .pages import PG_ACTIVE
+        ps = self.pages
+        f = ps.flags[pages]
+        on = pages[(f & PG_LRU) != 0]
+        act = (ps.flags[on] & PG_ACTIVE) != 0
+        zones = ps.zone[on]
+        for gid in np.unique(zones):
+            z = self.zones[gid]
+            sel = zones == gid
+            z.nr_active -= int(np.count_nonzero(act & sel))
+            z.nr_inactive -= int(np.count_nonzero(~act & sel))
+        ps.lru_seq[on] = -1
+        ps.flags[on] &= ~(PG_LRU | PG_ACTIVE)
+
+    # -- state for reports ------------------------------------------------------
+    def state_counters(self) -> dict[str, int]:
+        ps = self.pages
+        f = ps.flags
+        nr_free = sum(z.nr_free for z in self.zones)
+        slab_r, slab_u = self.sim.slab_pages()
+        return {
+            "nr_free_pages": nr_free,
+            "nr_inactive_anon": sum(z.nr_inactive for z in self.zones),
+            "nr_active_anon": sum(z.nr_active for z in self.zones),
+            "nr_anon_pages": int(np.count_nonzero(f & PG_PRESENT)),
+            "nr_slab_reclaimable": slab_r,
+            "nr_slab_unreclaimable": slab_u,
+            "nr_writeback": self.nr_writeback,
+            "nr_isolated_anon": 0,
+            "nr_swapcache_pages": int(np.count_nonzero((f & (PG_SWAPCACHE | PG_RESIDENT))
+                                                       == (PG_SWAPCACHE | PG_RESIDENT))),
+        }
+
+    def zone_table(self) -> list[dict[str, Any]]:
+        return [{"node": z.node, "zone": z.name, "present": z.present, "min": z.min,
+                 "low": z.low, "high": z.high, "nr_free": z.nr_free,
+                 "protection": list(z.lowmem_reserve)} for z in self.zones]
+
+    def free_vs_floors(self) -> list[dict[str, Any]]:
+        """Free pages of each zone against each allocation floor (SPEC §3 table)."""
+        out = []
+        for z in self.zones:
+            m = z.min
+            out.append({"node": z.node, "zone": z.name, "free": z.nr_free, "low": z.low,
+                        "min": m, "nowait_3/4min": m - m // 4, "high_nomemalloc_1/2min": m - m // 2,
+                        "atomic_3/8min": (m - m // 2) - (m - m // 2) // 4})
+        return out
+
+
+__all__ = ["MM", "Node", "OutOfMemory", "SwapIOError", "MAX_NR_ZONES"]

@@ -1,0 +1,130 @@
+"""Per-page state kept in numpy arrays, and FIFO LRU queues.
+
+One Python object per page would cost ~100 bytes and a dict lookup per
+access; the arrays cost 8 bytes per virtual page and allow the batch
+operations reclaim needs (isolate 32, classify, put back) to be vectorised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# page flags (a subset of the kernel's, same meaning); numpy scalars so that
+# ~PG_X is a valid uint16 mask
+PG_PRESENT = np.uint16(0x001)     # mapped by a PTE (not a swap entry)
+PG_RESIDENT = np.uint16(0x002)    # backed by a page frame
+PG_SWAPCACHE = np.uint16(0x004)
+PG_DIRTY = np.uint16(0x008)
+PG_WRITEBACK = np.uint16(0x010)
+PG_REFERENCED = np.uint16(0x020)  # young PTE / PG_referenced: touched since last scan
+PG_ACTIVE = np.uint16(0x040)
+PG_LRU = np.uint16(0x080)
+PG_LOCKED = np.uint16(0x100)      # read I/O in flight
+PG_RECLAIM = np.uint16(0x200)     # rotate to the inactive tail when writeback ends
+PG_TOUCHED = np.uint16(0x400)     # has ever been faulted in (not a zero page)
+
+
+class PageQueue:
+    """A FIFO of page ids with O(1) batch push at the head and pop at the tail.
+
+    An LRU list: new pages enter at the head, reclaim isolates from the tail.
+    Entries carry a sequence number; an entry whose page has since moved
+    (``seq`` array no longer matches) is stale and skipped on pop, which is
+    how a page is removed from the middle of the list in O(1).
+    """
+
+    __slots__ = ("buf", "sq", "head", "tail", "n")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        cap = 1 << max(4, (capacity - 1).bit_length())
+        self.buf = np.empty(cap, dtype=np.int32)
+        self.sq = np.empty(cap, dtype=np.int32)
+        self.head = 0   # next write position
+        self.tail = 0   # next read position
+        self.n = 0      # entries, stale ones included
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.buf)
+        if self.n + need <= cap:
+            return
+        new_cap = cap
+        while self.n + need > new_cap:
+            new_cap *= 2
+        order = (np.arange(self.n) + self.tail) & (cap - 1)
+        buf = np.empty(new_cap, dtype=np.int32)
+        sq = np.empty(new_cap, dtype=np.int32)
+        buf[:self.n] = self.buf[order]
+        sq[:self.n] = self.sq[order]
+        self.buf, self.sq = buf, sq
+        self.tail = 0
+        self.head = self.n
+
+    def push(self, pages: np.ndarray, seqs: np.ndarray) -> None:
+        """Add at the head (most recently used end)."""
+        k = len(pages)
+        if not k:
+            return
+        self._grow(k)
+        mask = len(self.buf) - 1
+        idx = (np.arange(k) + self.head) & mask
+        self.buf[idx] = pages
+        self.sq[idx] = seqs
+        self.head = (self.head + k) & mask
+        self.n += k
+
+    def push_tail(self, pages: np.ndarray, seqs: np.ndarray) -> None:
+        """Add at the tail: the next pages reclaim will look at (rotate_reclaimable_page)."""
+        k = len(pages)
+        if not k:
+            return
+        self._grow(k)
+        mask = len(self.buf) - 1
+        start = (self.tail - k) & mask
+        idx = (np.arange(k) + start) & mask
+        # the first page given ends up nearest the tail
+        self.buf[idx] = pages[::-1]
+        self.sq[idx] = seqs[::-1]
+        self.tail = start
+        self.n += k
+
+    def pop(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Remove up to ``k`` entries from the tail (stale ones included)."""
+        k = min(k, self.n)
+        mask = len(self.buf) - 1
+        if self.tail + k <= len(self.buf):
+            pages = self.buf[self.tail:self.tail + k].copy()
+            seqs = self.sq[self.tail:self.tail + k].copy()
+        else:
+            idx = (np.arange(k) + self.tail) & mask
+            pages = self.buf[idx]
+            seqs = self.sq[idx]
+        self.tail = (self.tail + k) & mask
+        self.n -= k
+        return pages, seqs
+
+
+class PageState:
+    """The state of every virtual page of the workload (anonymous memory)."""
+
+    def __init__(self, nr_pages: int) -> None:
+        self.nr = nr_pages
+        self.flags = np.zeros(nr_pages, dtype=np.uint16)
+        self.zone = np.full(nr_pages, -1, dtype=np.int8)
+        self.slot = np.full(nr_pages, -1, dtype=np.int32)
+        self.lru_seq = np.zeros(nr_pages, dtype=np.int32)
+        self.seq_counter = 0
+
+    def bytes_per_page(self) -> int:
+        return sum(a.itemsize for a in (self.flags, self.zone, self.slot, self.lru_seq))
+
+    def new_seqs(self, pages: np.ndarray) -> np.ndarray:
+        """Fresh LRU sequence numbers for pages entering a list (invalidates old entries)."""
+        k = len(pages)
+        start = self.seq_counter
+        self.seq_counter += k
+        seqs = np.arange(start, start + k, dtype=np.int64).astype(np.int32)
+        self.lru_seq[pages] = seqs
+        return seqs

@@ -1,0 +1,367 @@
+"""Page reclaim: shrink_page_list, direct reclaim, kswapd (SPEC §7, §8).
+
+Reclaim works in the kernel's own batches: it isolates up to
+SWAP_CLUSTER_MAX (32) pages from the tail of a zone's LRU list, decides each
+page's fate in one vectorised step, then charges the CPU time of the batch
+and submits the batch's writes.  A batch is atomic in simulated time; between
+batches other tasks run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generator
+
+import numpy as np
+from attrs import define
+
+from ..block import WRITE
+from ..engine import Event
+from . import gfp as G
+from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_PRESENT, PG_RECLAIM,
+                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cpu import Task
+    from .memory import MM, Node
+    from .zone import Zone
+
+SWAP_CLUSTER_MAX = 32
+DEF_PRIORITY = 12
+
+
+@define(eq=False)
+class ScanControl:
+    nr_to_reclaim: float
+    gfp: int
+    kswapd: bool
+    may_writepage: bool = True
+    priority: int = DEF_PRIORITY
+    nr_scanned: int = 0
+    nr_reclaimed: int = 0
+
+
+class Reclaim:
+    def __init__(self, mm: "MM", throttle: Any) -> None:
+        self.mm = mm
+        self.sim = mm.sim
+        self.env = mm.env
+        self.throttle = throttle
+        self.pages = mm.pages
+        self.ev = mm.ev
+        self.cost = mm.cost
+        self.swappiness = mm.sim.config.kernel.swappiness
+        sfx = mm.vmstat.zone_suffixes
+        self._ev_scan = ({i: f"pgscan_direct_{s}" for i, s in enumerate(sfx)},
+                         {i: f"pgscan_kswapd_{s}" for i, s in enumerate(sfx)})
+        self._ev_refill = {i: f"pgrefill_{s}" for i, s in enumerate(sfx)}
+        self._ev_steal = ({i: f"pgsteal_direct_{s}" for i, s in enumerate(sfx)},
+                          {i: f"pgsteal_kswapd_{s}" for i, s in enumerate(sfx)})
+
+    # -- one batch ------------------------------------------------------------
+    def _isolate(self, q: Any, nr: int) -> np.ndarray:
+        """Pop up to ``nr`` live pages off the tail of ``q`` (stale entries dropped)."""
+        ps = self.mm.pages
+        got: list[np.ndarray] = []
+        need = nr
+        while need > 0 and len(q):
+            pages, seqs = q.pop(need)
+            live = pages[ps.lru_seq[pages] == seqs]
+            if len(live):
+                got.append(live)
+                need -= len(live)
+        if not got:
+            return np.empty(0, dtype=np.int32)
+        return got[0] if len(got) == 1 else np.concatenate(got)
+
+    def shrink_active(self, zone: "Zone", nr: int) -> int:
+        """shrink_active_list(): anon pages are deactivated, referenced or not."""
+        ps = self.mm.pages
+        pages = self._isolate(zone.active, nr)
+        k = len(pages)
+        if not k:
+            return 0
+        zone.nr_active -= k
+        ps.flags[pages] &= ~(PG_ACTIVE | PG_REFERENCED)
+        zone.inactive.push(pages, ps.new_seqs(pages))
+        zone.nr_inactive += k
+        self.ev[self._ev_refill[zone.idx]] += k
+        self.ev["pgdeactivate"] += k
+        return k
+
+    def shrink_inactive(self, zone: "Zone", nr: int, sc: ScanControl
+                        ) -> tuple[int, int, int, np.ndarray]:
+        """shrink_inactive_list() + shrink_page_list() for one batch.
+
+        Returns (scanned, reclaimed, under_writeback, pages to write).
+        """
+        mm = self.mm
+        ps = mm.pages
+        flags = ps.flags
+        pages = self._isolate(zone.inactive, nr)
+        scanned = len(pages)
+        if not scanned:
+            return 0, 0, 0, pages
+        zone.nr_inactive -= scanned
+        f = flags[pages]
+        busy = (f & (PG_LOCKED | PG_WRITEBACK)) != 0
+        nr_writeback = int(np.count_nonzero(f & PG_WRITEBACK))
+        referenced = ~busy & ((f & PG_REFERENCED) != 0)
+        keep = [pages[busy]]
+        activate = [pages[referenced]]
+        cand = pages[~busy & ~referenced]
+        writes = np.empty(0, dtype=np.int32)
+        freed = 0
+        if len(cand):
+            # add_to_swap()
+            need = cand[(flags[cand] & PG_SWAPCACHE) == 0]
+            if len(need):
+                slots = mm.swap.alloc(need)
+                ok = slots >= 0
+                if not ok.all():  # swap full: activate_locked
+                    activate.append(need[~ok])
+                    cand = np.setdiff1d(cand, need[~ok], assume_unique=True)
+                    need, slots = need[ok], slots[ok]
+                ps.slot[need] = slots
+                flags[need] |= PG_SWAPCACHE | PG_DIRTY
+            # try_to_unmap()
+            flags[cand] &= ~PG_PRESENT
+            fc = flags[cand]
+            dirty = (fc & PG_DIRTY) != 0
+            if sc.may_writepage and sc.gfp & G.GFP_IO:
+                writes = cand[dirty]
+                flags[writes] = (flags[writes] & ~PG_DIRTY) | PG_WRITEBACK | PG_RECLAIM
+                keep.append(writes)
+            else:
+                keep.append(cand[dirty])
+            clean = cand[~dirty]
+            freed = len(clean)
+            if freed:
+                # __remove_mapping(): the page leaves the swap cache (its slot
+                # stays in the PTE) and the frame is freed.
+                flags[clean] &= ~(PG_SWAPCACHE | PG_RESIDENT | PG_LRU | PG_ACTIVE | PG_RECLAIM)
+                ps.lru_seq[clean] = -1
+                zone_ids = ps.zone[clean]
+                if len(mm.zones) == 1 or (zone_ids == zone.gid).all():
+                    zone.give_pages(freed)
+                    mm._freed(zone, freed)
+                else:
+                    mm._free_frames(clean)
+                ps.zone[clean] = -1
+        act = np.concatenate(activate) if len(activate) > 1 else activate[0]
+        if len(act):
+            flags[act] = (flags[act] | PG_ACTIVE) & ~PG_REFERENCED
+            zone.active.push(act, ps.new_seqs(act))
+            zone.nr_active += len(act)
+            self.ev["pgactivate"] += len(act)
+        kp = np.concatenate(keep) if len(keep) > 1 else keep[0]
+        if len(kp):
+            zone.inactive.push(kp, ps.new_seqs(kp))
+            zone.nr_inactive += len(kp)
+        kind = 1 if sc.kswapd else 0
+        self.ev[self._ev_scan[kind][zone.idx]] += scanned
+        if freed:
+            self.ev[self._ev_steal[kind][zone.idx]] += freed
+        zone.pages_scanned += scanned
+        if len(writes):
+            order = np.argsort(ps.slot[writes], kind="stable")
+            writes = writes[order]
+            mm.nr_writeback += len(writes)
+            self.ev["pswpout"] += len(writes)
+            self.ev["pgpgout"] += 4 * len(writes)
+        sc.nr_scanned += scanned
+        sc.nr_reclaimed += freed
+        return scanned, freed, nr_writeback, writes
+
+    def write_done(self, req: Any) -> None:
+        """end_swap_bio_write() → end_page_writeback() → rotate_reclaimable_page()."""
+        mm = self.mm
+        ps = mm.pages
+        flags = ps.flags
+        pages = req.pages
+        mm.nr_writeback -= len(pages)
+        flags[pages] &= ~PG_WRITEBACK
+        if req.error:
+            # re-dirty so that the page is not reclaimed; it is written again later
+            flags[pages] = (flags[pages] | PG_DIRTY) & ~PG_RECLAIM
+            return
+        f = flags[pages]
+        rotate = pages[(f & (PG_RECLAIM | PG_DIRTY | PG_LRU | PG_ACTIVE)) == (PG_RECLAIM | PG_LRU)]
+        flags[pages] &= ~PG_RECLAIM
+        if len(rotate):
+            zones = ps.zone[rotate]
+            for gid in np.unique(zones):
+                sel = rotate[zones == gid] if len(mm.zones) > 1 else rotate
+                mm.zones[gid].inactive.push_tail(sel, ps.new_seqs(sel))
+            self.ev["pgrotated"] += len(rotate)
+
+    # -- a zone -----------------------------------------------------------------
+    def inactive_is_low(self, zone: "Zone") -> bool:
+        return zone.nr_inactive * zone.inactive_ratio < zone.nr_active
+
+    def shrink_zone(self, task: "Task", zone: "Zone", sc: ScanControl
+                    ) -> Generator[Event, Any, None]:
+        """shrink_zone()/shrink_lruvec(): scan size >> priority of each anon list."""
+        prio = sc.priority
+        nr_inactive = zone.nr_inactive >> prio
+        nr_active = zone.nr_active >> prio
+        cost = self.cost
+        cpus = self.sim.cpus
+        queue = self.mm.transport.queue
+        while nr_inactive or nr_active:
+            seconds = 0.0
+            n = min(nr_active, SWAP_CLUSTER_MAX)
+            nr_active -= n
+            if n and self.inactive_is_low(zone):
+                seconds += self.shrink_active(zone, n) * cost.scan_page
+            n = min(nr_inactive, SWAP_CLUSTER_MAX)
+            nr_inactive -= n
+            writes = None
+            if n:
+                scanned, freed, nr_wb, writes = self.shrink_inactive(zone, n, sc)
+                seconds += (scanned * cost.scan_page + len(writes) * cost.pageout
+                            + freed * cost.free_page)
+            if seconds:
+                yield from cpus.run(task, seconds, sys=True)
+            if writes is not None and len(writes):
+                yield from queue.submit(task, WRITE, self.mm.pages.slot[writes].copy(), writes,
+                                        self.write_done)
+            if writes is not None and n and nr_wb and nr_wb >= (scanned >> (DEF_PRIORITY - prio)):
+                # shrink_inactive_list(): many pages under writeback, wait if congested
+                yield from self.mm.wait_iff_congested(0.1)
+            if not sc.kswapd and sc.nr_reclaimed >= sc.nr_to_reclaim and prio < DEF_PRIORITY:
+                break
+        if self.inactive_is_low(zone):
+            k = self.shrink_active(zone, SWAP_CLUSTER_MAX)
+            if k:
+                yield from cpus.run(task, k * cost.scan_page, sys=True)
+
+    # -- direct reclaim -------------------------------------------------------
+    def try_to_free_pages(self, task: "Task", gfp: int, order: int
+                          ) -> Generator[Event, Any, int]:
+        """try_to_free_pages(): throttle, then do_try_to_free_pages()."""
+        mm = self.mm
+        node = mm.nodes[(task.pid % len(mm.nodes))]
+        yield from self.throttle.throttle_direct_reclaim(task, gfp, node)
+        self.ev["allocstall"] += 1
+        self.sim.trace("mm_vmscan_direct_reclaim_begin", order=order, may_writepage=1,
+                       gfp_flags=G.format_gfp(gfp), task=task)
+        task.set_state("direct_reclaim", self.env.now)
+        old = task.flags
+        task.flags |= G.PF_MEMALLOC
+        sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX, gfp=gfp, kswapd=False)
+        total_scanned = 0
+        zonelist = mm.zonelist(task)
+        try:
+            for prio in range(DEF_PRIORITY, -1, -1):
+                sc.priority = prio
+                sc.nr_scanned = 0
+                for zone in zonelist:
+                    if zone.all_unreclaimable and prio != DEF_PRIORITY:
+                        continue
+                    yield from self.shrink_zone(task, zone, sc)
+                total_scanned += sc.nr_scanned
+                if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                    break
+                if prio < DEF_PRIORITY - 2 and sc.nr_scanned:
+                    yield from mm.wait_iff_congested(0.1)
+            if not total_scanned:
+                yield self.env.timeout(0.004)  # cond_resched(): let others run
+        finally:
+            task.flags = (task.flags & ~G.PF_MEMALLOC) | (old & G.PF_MEMALLOC)
+        task.set_state("running", self.env.now)
+        self.sim.trace("mm_vmscan_direct_reclaim_end", nr_reclaimed=sc.nr_reclaimed, task=task)
+        if sc.nr_reclaimed:
+            return sc.nr_reclaimed
+        # "top priority shrink_zones still had more to do? don't OOM, then"
+        return 0 if all(z.all_unreclaimable for z in zonelist) else 1
+
+    # -- kswapd -----------------------------------------------------------------
+    def zone_balanced(self, zone: "Zone", order: int = 0) -> bool:
+        return zone.watermark_ok(order, zone.high, 0, 0)
+
+    def node_balanced(self, node: "Node") -> bool:
+        return all(self.zone_balanced(z) for z in node.zones)
+
+    def prepare_sleep(self, node: "Node", woken_early: bool) -> bool:
+        """prepare_kswapd_sleep(): never sleep while direct reclaimers are throttled."""
+        if woken_early:
+            return False
+        if len(node.pfmemalloc_wait):
+            node.pfmemalloc_wait.wake_up_all()
+            return False
+        return self.node_balanced(node)
+
+    def kswapd(self, node: "Node", task: "Task") -> Generator[Event, Any, None]:
+        env = self.env
+        while True:
+            woken = False
+            if self.prepare_sleep(node, False):
+                task.set_state("nap", env.now)
+                node.kswapd_sleeping = True
+                woken = yield node.kswapd_wait.wait(0.1)
+                node.kswapd_sleeping = False
+            if self.prepare_sleep(node, bool(woken)):
+                task.set_state("sleeping", env.now)
+                self.sim.trace("mm_vmscan_kswapd_sleep", nid=node.nid, task=task)
+                node.kswapd_sleeping = True
+                yield node.kswapd_wait.wait()
+                node.kswapd_sleeping = False
+            elif woken:
+                self.ev["kswapd_low_wmark_hit_quickly"] += 1
+            elif not self.node_balanced(node):
+                self.ev["kswapd_high_wmark_hit_quickly"] += 1
+            task.set_state("balance_pgdat", env.now)
+            self.sim.trace("mm_vmscan_kswapd_wake", nid=node.nid, order=node.kswapd_order,
+                           task=task)
+            node.kswapd_order = 0
+            yield from self.balance_pgdat(node, task)
+
+    def balance_pgdat(self, node: "Node", task: "Task") -> Generator[Event, Any, None]:
+        env = self.env
+        while True:  # loop_again
+            self.ev["pageoutrun"] += 1
+            sc = ScanControl(nr_to_reclaim=float("inf"), gfp=G.GFP_KERNEL, kswapd=True)
+            total_scanned = 0
+            all_ok = False
+            for prio in range(DEF_PRIORITY, -1, -1):
+                sc.priority = prio
+                under_min = False
+                unbalanced = [z for z in node.zones if not self.zone_balanced(z)]
+                for z in node.zones:  # age the active lists
+                    if self.inactive_is_low(z):
+                        k = self.shrink_active(z, SWAP_CLUSTER_MAX)
+                        if k:
+                            yield from self.sim.cpus.run(task, k * self.cost.scan_page, sys=True)
+                if not unbalanced:
+                    all_ok = True
+                    break
+                for z in node.zones:
+                    if z.all_unreclaimable and prio != DEF_PRIORITY:
+                        continue
+                    if not self.zone_balanced(z):
+                        sc.nr_scanned = 0
+                        yield from self.shrink_zone(task, z, sc)
+                        total_scanned += sc.nr_scanned
+                        reclaimable = z.nr_active + z.nr_inactive
+                        if z.pages_scanned >= 6 * max(reclaimable, 1):
+                            z.all_unreclaimable = True
+                    if not self.zone_balanced(z) and not z.watermark_ok(0, z.min, 0, 0):
+                        under_min = True
+                self.throttle.kswapd_pass(node)
+                if all(self.zone_balanced(z) for z in node.zones):
+                    all_ok = True
+                    break
+                if total_scanned and prio < DEF_PRIORITY - 2:
+                    if under_min:
+                        self.ev["kswapd_skip_congestion_wait"] += 1
+                    else:
+                        task.set_state("congestion_wait", env.now)
+                        yield from self.mm.congestion_wait(0.1)
+                        task.set_state("balance_pgdat", env.now)
+                if sc.nr_reclaimed >= SWAP_CLUSTER_MAX:
+                    break
+            if all_ok:
+                self.throttle.kswapd_pass(node)
+                return
+            if not total_scanned:
+                yield env.timeout(0.004)  # nothing to scan: let the writes finish

@@ -1,0 +1,116 @@
+"""The slab allocator interface that the SLAB and SLUB plugins implement.
+
+The core and the network model allocate kernel objects (skb heads, skb data,
+NBD requests, radix-tree nodes …) through a :class:`SlabAllocator` chosen by
+``kernel.slab``.  Objects are plain ``int`` handles, so that millions of them
+cost no Python objects; the allocator keeps whatever per-object data it needs
+(which slab an object lives in, whether it is tagged pfmemalloc) in its own
+arrays.
+
+The allocator gets pages from a :class:`PageSource` (the page allocator) and
+gives them back; it never sleeps.  A caller that may sleep retries after
+reclaim (see ``swapsim.mm.memory.MM.kmem_cache_alloc``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from attrs import define
+
+
+@define(eq=False)
+class AllocContext:
+    """Who allocates: the task (its PF_* flags) and whether it runs in softirq."""
+
+    task: Any = None          # swapsim.cpu.Task or None (interrupt context)
+    softirq: bool = False
+    cpu: int = 0              # the CPU whose per-CPU caches are used
+
+
+class PageSource(Protocol):
+    """What a slab allocator may ask of the page allocator."""
+
+    def alloc_nosleep(self, gfp: int, order: int, ctx: AllocContext) -> tuple[int, bool]:
+        """One block of 2**order pages without sleeping: (zone id, pfmemalloc) or (-1, False).
+
+        Applies the watermark floors of ``gfp`` and context (SPEC §3); the
+        block is marked pfmemalloc when it came from the no-watermarks step.
+        """
+
+    def free_pages(self, zone: int, order: int, count: int = 1) -> None:
+        """Give ``count`` blocks of 2**order pages back to zone ``zone``."""
+
+    def pfmemalloc_allowed(self, gfp: int, ctx: AllocContext) -> bool:
+        """gfp_pfmemalloc_allowed(): may this caller use the reserve (and reserve objects)?"""
+
+    @property
+    def now(self) -> float:
+        """Simulated time, for reapers and statistics."""
+
+
+@define(eq=False)
+class CacheStats:
+    name: str
+    object_size: int
+    active_objs: int
+    num_objs: int
+    pages: int
+    pfmemalloc_slabs: int
+
+
+class SlabAllocator:
+    """Base class: a slab allocator policy (SLAB, SLUB, or a third party's).
+
+    Subclasses implement the methods below.  ``slab_pfmemalloc`` is the
+    ``slab-pfmemalloc`` patch switch: when False the allocator must ignore
+    pfmemalloc marks entirely (vanilla behaviour).  ``memalloc_socks`` is a
+    zero-argument callable returning the number of memalloc sockets (SLAB
+    tags objects only while it is non-zero).
+    """
+
+    name = "base"
+
+    def __init__(self, pages: PageSource, *, ncpus: int, nnodes: int = 1,
+                 slab_pfmemalloc: bool = False, memalloc_socks: Any = lambda: 0,
+                 options: Any = None) -> None:
+        self.pages = pages
+        self.ncpus = ncpus
+        self.nnodes = nnodes
+        self.slab_pfmemalloc = slab_pfmemalloc
+        self.memalloc_socks = memalloc_socks
+        self.options = options
+
+    def create_cache(self, name: str, size: int) -> int:
+        """kmem_cache_create(); returns a cache id."""
+        raise NotImplementedError
+
+    def alloc(self, cache: int, gfp: int, ctx: AllocContext) -> int:
+        """kmem_cache_alloc() without sleeping: an object handle, or -1 on failure."""
+        raise NotImplementedError
+
+    def free(self, cache: int, obj: int, ctx: AllocContext) -> None:
+        """kmem_cache_free()."""
+        raise NotImplementedError
+
+    def is_pfmemalloc(self, cache: int, obj: int) -> bool:
+        """Did this object come from a pfmemalloc slab (so an skb built on it is marked)?"""
+        raise NotImplementedError
+
+    def periodic(self, now: float) -> float | None:
+        """Called by the simulation at the returned time (seconds from now); SLAB's reaper.
+
+        Return the delay until the next call, or None if no periodic work.
+        """
+        return None
+
+    def cache_stats(self) -> list[CacheStats]:
+        raise NotImplementedError
+
+    def nr_slab_pages(self) -> tuple[int, int]:
+        """(reclaimable, unreclaimable) pages held, for nr_slab_* counters."""
+        raise NotImplementedError
+
+    def diagnose(self) -> dict[str, Any]:
+        """Plain data describing the allocator's state, for lockup diagnosis."""
+        return {}
