@@ -494,20 +494,24 @@ class MM:
             ps.flags[cand] |= PG_RESIDENT | PG_SWAPCACHE | PG_LOCKED | PG_TOUCHED
             ps.flags[cand] &= ~(PG_DIRTY | PG_REFERENCED | PG_PRESENT)
             self.lru_add(cand, active=False)
-            order = np.argsort(ps.slot[cand], kind="stable")
-            cand = cand[order]
-            ev = Event(self.env)
-            for p in cand.tolist():
-                self.read_events[p] = ev
+            cand = cand[np.argsort(ps.slot[cand], kind="stable")]
             self.nr_reading += len(cand)
             self.ev["pswpin"] += len(cand)
             self.ev["pgpgin"] += len(cand) * 4
             self.ev["pgmajfault"] += 1
+            # One request (and one completion event) per run of contiguous slots.
+            slots = ps.slot[cand]
+            breaks = np.flatnonzero(np.diff(slots) != 1) + 1
+            runs = np.split(cand, breaks) if len(breaks) else [cand]
+            for run in runs:
+                ev = Event(self.env)
+                for p in run.tolist():
+                    self.read_events[p] = ev
 
-            def done(req: Any, ev: Event = ev) -> None:
-                self._read_done(req)
-                ev.succeed()
-            yield from self.transport.queue.submit(task, READ, ps.slot[cand].copy(), cand, done)
+                def done(req: Any, ev: Event = ev) -> None:
+                    self._read_done(req)
+                    ev.succeed()
+                yield from self.transport.queue.submit(task, READ, ps.slot[run].copy(), run, done)
         if ps.flags[i] & PG_LOCKED:
             task.set_state("swapin_wait", self.env.now)
             ev = self.read_events.get(i)
