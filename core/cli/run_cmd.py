@@ -1,0 +1,109 @@
+"""``swapsim run``: run every arm of a scenario and compare them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..config import ConfigError, build_scenario, load_toml
+from ..results import RunResult, dumps, write_run
+from ..simulation import run_arm
+from .app import UsageError, app, plugin_manager
+
+DEFAULT_SCENARIO = "disk-usemem"
+
+#: counters shown in the comparison table
+KEY_COUNTERS = ("pswpin", "pswpout", "allocstall", "pgscan_direct_throttle", "pgmajfault")
+
+
+def resolve_scenario(pm: Any, scenario: str) -> tuple[str, dict[str, Any]]:
+    """A path to a TOML file, or the name of a registered scenario."""
+    path = Path(scenario)
+    if scenario.endswith(".toml") or path.exists():
+        return path.stem, load_toml(path)
+    if scenario in pm.registry("scenarios"):
+        return scenario, pm.registry("scenarios").get(scenario).factory()
+    names = ", ".join(pm.registry("scenarios").names())
+    raise UsageError(f"scenario {scenario!r} is neither a TOML file nor a built-in "
+                     f"scenario ({names})")
+
+
+def comparison_table(name: str, runs: list[RunResult]) -> Table:
+    table = Table(title=f"swapsim {name}", title_justify="left")
+    table.add_column("", style="bold")
+    for r in runs:
+        table.add_column(r.arm, justify="right")
+    rows: list[tuple[str, list[str]]] = [
+        ("Outcome", [r.outcome for r in runs]),
+        ("Sys Time Running Test (seconds)", [f"{r.sys_s:.2f}" for r in runs]),
+        ("User+Sys Time Running Test (seconds)", [f"{r.user_s + r.sys_s:.2f}" for r in runs]),
+        ("Total Elapsed Time (seconds)", [f"{r.elapsed_s:.2f}" for r in runs]),
+        ("Kernel threads + softirq (seconds)", [f"{r.kthread_s:.2f}" for r in runs]),
+    ]
+    if len(runs) > 1 and runs[0].elapsed_s:
+        rows.append((f"Elapsed / {runs[0].arm}",
+                     [f"{r.elapsed_s / runs[0].elapsed_s:.2f}" for r in runs]))
+    for key in KEY_COUNTERS:
+        if any(key in r.vmstat for r in runs):
+            rows.append((key, [str(r.vmstat.get(key, "-")) for r in runs]))
+    for label, cells in rows:
+        table.add_row(label, *cells)
+    return table
+
+
+@app.command("run")
+def run(
+    scenario: Optional[str] = typer.Argument(
+        None, help=f"A scenario TOML file or a built-in scenario name (default: {DEFAULT_SCENARIO})."),
+    sets: list[str] = typer.Option([], "--set", "-s", metavar="KEY=VALUE",
+                                   help="Override a configuration key, e.g. --set machine.memory=2GiB "
+                                        "(VALUE is TOML if it parses, else a string). Repeatable."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override sim.seed."),
+    arms: list[str] = typer.Option([], "--arm", help="Run only this arm (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write results to this directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
+) -> None:
+    """Run a scenario: every arm, one after the other, with the same seed."""
+    pm = plugin_manager()
+    name, raw = resolve_scenario(pm, scenario or DEFAULT_SCENARIO)
+    scen = build_scenario(raw, name, sets, seed=seed, arms=arms or None)
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
+    console = Console(stderr=True)
+    show_progress = console.is_terminal and not as_json
+    results: list[RunResult] = []
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                  TextColumn("sim {task.fields[sim]:>8.1f}s"), TimeElapsedColumn(),
+                  console=console, disable=not show_progress, transient=True) as bar:
+        for arm in scen.arms:
+            task = bar.add_task(arm.name, total=1.0, sim=0.0)
+
+            def progress(now: float, frac: float, task: Any = task) -> None:
+                bar.update(task, completed=frac, sim=now)
+            result, vmstat_text = run_arm(arm.config, pm, arm.name, progress)
+            bar.update(task, completed=1.0)
+            results.append(result)
+            if out is not None:
+                write_run(result, out / arm.name, vmstat_text)
+    if out is not None:
+        (out / "scenario.json").write_text(json.dumps(
+            {"scenario": name, "description": scen.description,
+             "arms": [a.name for a in scen.arms]}, indent=1) + "\n")
+    if as_json:
+        typer.echo(dumps(results))
+        return
+    Console().print(comparison_table(name, results))
+    for r in results:
+        if r.outcome != "completed":
+            Console().print(f"[bold]{r.arm}[/]: {r.outcome}: {r.message}")
+            if r.diagnosis:
+                Console().print_json(json.dumps(r.diagnosis))
+
+
+__all__ = ["run", "ConfigError"]
