@@ -41,14 +41,53 @@ class ConfigError(ValueError):
         super().__init__("; ".join(problems))
 
 
+class FieldError(ValueError):
+    """A validator's complaint about one field; the message names the field's key."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+def _named(validator: Any) -> Any:
+    """Wrap an attrs validator so that its ValueError names the field."""
+    def check(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+        try:
+            validator(inst, attribute, value)
+        except FieldError:
+            raise
+        except ValueError as exc:
+            msg = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+            raise FieldError(attribute.name, msg) from None
+    return check
+
+
+def _in(options: tuple[str, ...]) -> Any:
+    def check(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value not in options:
+            raise FieldError(attribute.name, f"must be one of {', '.join(map(repr, options))}, "
+                                             f"got {value!r}")
+    return check
+
+
+@_named
 def _positive(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value <= 0:
         raise ValueError(f"must be > 0, got {value}")
 
 
+@_named
 def _non_negative(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
     if value < 0:
         raise ValueError(f"must be >= 0, got {value}")
+
+
+def _at_most(limit: int) -> Any:
+    @_named
+    def check(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value > limit:
+            raise ValueError(f"must be <= {limit}, got {value}")
+    return check
 
 
 @frozen(kw_only=True)
@@ -62,17 +101,19 @@ class MachineConfig:
     #: None = the kernel's formula isqrt(16 × lowmem_kbytes) clamped to [128, 65536].
     min_free_kbytes: int | None = field(default=None)
     #: "3.6" (the series' kernel) or "modern" (watermark_scale_factor and a 262144 clamp).
-    watermark_profile: str = field(default="3.6", validator=attrs.validators.in_(("3.6", "modern")))
+    watermark_profile: str = field(default="3.6", validator=_in(("3.6", "modern")))
     watermark_scale_factor: int = field(default=10, validator=_positive)
     #: sysctl vm.lowmem_reserve_ratio for DMA, DMA32, Normal.
     lowmem_reserve_ratio: tuple[int, int, int] = field(default=(256, 256, 32))
 
     @min_free_kbytes.validator
+    @_named
     def _check_mfk(self, attribute: attrs.Attribute, value: int | None) -> None:
         if value is not None and value < 0:
             raise ValueError(f"must be >= 0, got {value}")
 
     @memory.validator
+    @_named
     def _check_memory(self, attribute: attrs.Attribute, value: int) -> None:
         if value < 32 << 20:
             raise ValueError("must be at least 32MiB")
@@ -90,11 +131,9 @@ class KernelConfig:
     throttle: str = "pfmemalloc-half"
     #: Driver receive-buffer helper plugin name.
     rx_buffer: str = "kmalloc"
-    swappiness: int = field(default=60, validator=attrs.validators.and_(_non_negative,
-                                                                        attrs.validators.le(100)))
+    swappiness: int = field(default=60, validator=[_non_negative, _at_most(100)])
     #: vm.page-cluster: swap-in readahead reads 2**page_cluster slots.
-    page_cluster: int = field(default=3, validator=attrs.validators.and_(_non_negative,
-                                                                         attrs.validators.le(5)))
+    page_cluster: int = field(default=3, validator=[_non_negative, _at_most(5)])
 
 
 @frozen(kw_only=True)
@@ -176,12 +215,6 @@ def _make_converter() -> cattrs.Converter:
         if not isinstance(v, (str, list, tuple)):
             raise ValueError(f"expected a preset name or a list of switches, got {v!r}")
         return _patches.resolve(v)
-    # KernelConfig.patches accepts a preset name as well as a list.
-    conv.register_structure_hook(
-        KernelConfig,
-        cattrs.gen.make_dict_structure_fn(
-            KernelConfig, conv, _cattrs_forbid_extra_keys=True,
-            patches=cattrs.gen.override(struct_hook=patches_hook)))
 
     def strict_int(v: Any, _t: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
@@ -206,6 +239,13 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, strict_float)
     conv.register_structure_hook(str, strict_str)
     conv.register_structure_hook(bool, strict_bool)
+    # After the strict scalar hooks, so that kernel fields use them too.
+    # KernelConfig.patches accepts a preset name as well as a list.
+    conv.register_structure_hook(
+        KernelConfig,
+        cattrs.gen.make_dict_structure_fn(
+            KernelConfig, conv, _cattrs_forbid_extra_keys=True,
+            patches=cattrs.gen.override(struct_hook=patches_hook)))
     return conv
 
 
@@ -219,6 +259,10 @@ def _describe(exc: BaseException, _type: Any = None) -> str:
         return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"
     if isinstance(exc, KeyError):
         return "required key is missing"
+    if isinstance(exc, FieldError):
+        return f"{exc}\x00{exc.field}"
+    if isinstance(exc, AttributeError) and "keys" in str(exc):
+        return "expected a table"
     return str(exc) or type(exc).__name__
 
 
@@ -227,7 +271,8 @@ def _error_lines(exc: BaseException, prefix: str) -> list[str]:
     lines = []
     for msg in cattrs.transform_error(exc, path="$", format_exception=_describe):
         text, _, path = msg.rpartition(" @ $")
-        path = ".".join(p for p in (prefix, path.lstrip(".")) if p)
+        text, _, field_name = text.partition("\x00")
+        path = ".".join(p for p in (prefix, path.lstrip("."), field_name) if p)
         lines.append(f"{path or '(top)'}: {text}")
     return lines
 

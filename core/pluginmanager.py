@@ -82,7 +82,8 @@ class SwapsimPluginManager(pluggy.PluginManager):
 
     def register_plugin(self, module: ModuleType | object, name: str, distribution: str = "",
                         version: str = "") -> None:
-        self.register(module, name=name)
+        if self.register(module, name=name) is None:
+            return  # blocked
         self.infos[name] = PluginInfo(name, distribution, version,
                                       getattr(module, "__name__", type(module).__name__))
         self._registries = None
@@ -123,7 +124,7 @@ class SwapsimPluginManager(pluggy.PluginManager):
             return self.registry(which).get(name)
         except RegistryError as exc:
             for info in self.broken():
-                if info.name == name or name in info.module:
+                if name in (info.name, info.module.rsplit(".", 1)[-1].split(":")[-1]):
                     raise PluginError(f"{REGISTRIES[which][2]}: {REGISTRIES[which][1]} {name!r} "
                                       f"is provided by plugin {info.name!r} (distribution "
                                       f"{info.distribution} {info.version}), which failed to "
@@ -155,7 +156,11 @@ def get_plugin_manager(*, autoload: bool | None = None, block: Iterable[str] = (
         version = ep.dist.version if ep.dist else "?"
         builtin = dist == DIST
         seen_builtin |= builtin
-        if (not builtin and not autoload) or ep.name in blocked or pm.has_plugin(ep.name):
+        if (not builtin and not autoload) or ep.name in blocked:
+            continue
+        if pm.has_plugin(ep.name):
+            warnings.warn(f"swapsim plugin {ep.name!r} from {dist} {version} is ignored: "
+                          f"a plugin of that name is already loaded", RuntimeWarning, stacklevel=2)
             continue
         try:
             module = ep.load()

@@ -8,6 +8,7 @@ integers (bytes).  Times accept ns, us, ms, s, min, h and plain numbers
 
 from __future__ import annotations
 
+import math
 import re
 
 _SIZE_UNITS = {
@@ -34,8 +35,12 @@ def parse_size(value: object) -> int:
     if isinstance(value, str):
         m = _NUM.match(value)
         if m and m.group(2).lower() in _SIZE_UNITS:
-            number = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
-            if number.is_integer():
+            mult = _SIZE_UNITS[m.group(2).lower()]
+            text = m.group(1)
+            if text.isdigit():
+                return int(text) * mult
+            number = float(text) * mult
+            if math.isfinite(number) and number.is_integer():
                 return int(number)
     raise ValueError(f"not a size: {value!r} (use e.g. 2GiB, 512MiB, 4096)")
 
@@ -45,13 +50,15 @@ def parse_time(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"not a time: {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"time must not be negative: {value}")
+        if value < 0 or not math.isfinite(value):
+            raise ValueError(f"time must be finite and not negative: {value}")
         return float(value)
     if isinstance(value, str):
         m = _NUM.match(value)
         if m and m.group(2) in _TIME_UNITS:
-            return float(m.group(1)) * _TIME_UNITS[m.group(2)]
+            seconds = float(m.group(1)) * _TIME_UNITS[m.group(2)]
+            if math.isfinite(seconds):
+                return seconds
     raise ValueError(f"not a time: {value!r} (use e.g. 200ms, 2s, 1.5min)")
 
 
