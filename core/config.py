@@ -103,6 +103,9 @@ class MachineConfig:
     #: "3.6" (the series' kernel) or "modern" (watermark_scale_factor and a 262144 clamp).
     watermark_profile: str = field(default="3.6", validator=_in(("3.6", "modern")))
     watermark_scale_factor: int = field(default=10, validator=_positive)
+    #: Clean page cache at the start (binaries, libraries, scripts of a freshly
+    #: booted test machine), as a fraction of RAM: reclaimable without I/O.
+    page_cache: float = field(default=0.05, validator=_non_negative)
     #: sysctl vm.lowmem_reserve_ratio for DMA, DMA32, Normal.
     lowmem_reserve_ratio: tuple[int, int, int] = field(default=(256, 256, 32))
 
@@ -191,6 +194,50 @@ class CostConfig:
 
 
 @frozen(kw_only=True)
+class NetConfig:
+    """The network between the machine and a network swap server (SPEC §5)."""
+
+    #: link rate in bytes per second (1 Gbit/s)
+    link_bandwidth: Bytes = field(default=Bytes(125_000_000), validator=_positive)
+    #: round-trip time of the link, switch included
+    rtt: Seconds = field(default=Seconds(0.0002), validator=_positive)
+    mss: int = field(default=1448, validator=_positive)
+    #: bytes of one rx buffer (skb data for an MTU-1500 frame, overhead included)
+    rx_buffer_size: int = field(default=2048, validator=_positive)
+    #: rx ring descriptors of the NIC
+    ring_size: int = field(default=256, validator=_positive)
+    #: packets per NAPI poll
+    napi_budget: int = field(default=64, validator=_positive)
+    #: interrupt to NAPI poll
+    irq_latency: Seconds = Seconds(10e-6)
+    #: softirq CPU per received packet (driver, IP, TCP)
+    softirq_packet_cost: Seconds = Seconds(1.5e-6)
+    #: copying one 4 KiB page between a socket and a page (recvmsg/sendmsg)
+    copy_page_cost: Seconds = Seconds(1.0e-6)
+    #: receive and send buffer limits of the swap socket (tcp_rmem/tcp_wmem max)
+    #: (tcp_rmem/tcp_wmem autotuning sizes them from the bandwidth-delay product
+    #: and the reader; on a LAN they stay far below the 4 MiB maximum)
+    rcvbuf: Bytes = field(default=Bytes(512 << 10), validator=_positive)
+    sndbuf: Bytes = field(default=Bytes(256 << 10), validator=_positive)
+    #: TCP: segments per delayed ACK, RTO bounds, retransmissions before reset
+    delayed_ack: int = field(default=2, validator=_positive)
+    rto_min: Seconds = field(default=Seconds(0.2), validator=_positive)
+    rto_max: Seconds = field(default=Seconds(120.0), validator=_positive)
+    max_retries: int = field(default=15, validator=_positive)
+    #: unrelated traffic competing for rx buffers: packets per second …
+    background_rate: float = field(default=0.0, validator=_non_negative)
+    background_size: int = field(default=1448, validator=_positive)
+    #: … of this protocol ("ipv4", or "other": dropped if pfmemalloc) …
+    background_protocol: str = field(default="ipv4", validator=_in(("ipv4", "other")))
+    #: … for an ordinary socket with this receive buffer …
+    background_rcvbuf: Bytes = field(default=Bytes(212992), validator=_positive)
+    #: … whose reader consumes this many bytes per second
+    background_reader: Bytes = field(default=Bytes(10_000_000), validator=_non_negative)
+    #: period of background bursts (packets arrive in bursts of rate × period)
+    background_period: Seconds = field(default=Seconds(0.01), validator=_positive)
+
+
+@frozen(kw_only=True)
 class Config:
     machine: MachineConfig = MachineConfig()
     kernel: KernelConfig = KernelConfig()
@@ -198,6 +245,7 @@ class Config:
     workload: WorkloadConfig = WorkloadConfig()
     sim: SimConfig = SimConfig()
     cost: CostConfig = CostConfig()
+    net: NetConfig = NetConfig()
     #: Options of plugins, one table per plugin name; each plugin structures its own.
     plugin: dict[str, dict[str, Any]] = field(factory=dict)
 

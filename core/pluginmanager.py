@@ -38,6 +38,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("throttle", "swapsim.plugins.throttle"),
     ("slab", "swapsim.plugins.slab"),
     ("slub", "swapsim.plugins.slub"),
+    ("nbd", "swapsim.plugins.nbd"),
+    ("rxbuf", "swapsim.plugins.rxbuf"),
     ("scenarios", "swapsim.scenarios"),
 )
 

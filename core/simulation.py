@@ -109,6 +109,23 @@ class Simulation:
         return task
 
     memalloc_sock_count = 0
+    _net: Any = None
+
+    def net(self) -> Any:
+        """The network stack, built on first use by a network transport."""
+        if self._net is None:
+            from .net import NetStack
+            helper = self._make("rx_buffers", self.config.kernel.rx_buffer)
+            self._net = NetStack(self, helper)
+            self._net.start()
+        return self._net
+
+    def kmem_cache(self, name: str, size: int) -> int:
+        """The slab cache ``name``, created on first use (caches are shared by name)."""
+        caches = self.__dict__.setdefault("_caches", {})
+        if name not in caches:
+            caches[name] = self.slab.create_cache(name, size)
+        return caches[name]
 
     def memalloc_socks(self) -> int:
         """sk_memalloc_socks(): how many sockets serve the VM (SLAB tags only then)."""

@@ -104,6 +104,10 @@ class MM:
             z.nr_inactive = 0
             z.nr_active = 0
         self.boot_reserved = sum(z.present // 64 for z in self.zones)
+        for z in self.zones:
+            # the page cache of a freshly booted machine, clean and cold
+            z.nr_file = int(z.nr_free * mc.page_cache) if z.idx != 0 else 0
+            z.take_pages(z.nr_file)
         self.vmstat = sim.vmstat
         self.ev = sim.vmstat.ev
         self.swap = SwapArea(cfg.swap.size >> PAGE_SHIFT)
@@ -115,7 +119,7 @@ class MM:
         self.nr_reading = 0
         self.swap_io_errors = 0
         self._read_failed: dict[int, bool] = {}
-        self.other_pages = np.zeros(len(self.zones), dtype=np.int64)  # kernel allocations
+        self.kernel_pages = 0   # pages held by kernel users outside slab (socket pages …)
         self.sw_gfp_memalloc = "gfp-memalloc" in self.patches
         self.sw_softirq = "softirq-memalloc" in self.patches
         self.transport = None  # set by the simulation
@@ -311,8 +315,8 @@ class MM:
         """Sleep until the swap device leaves congestion, or ``timeout``."""
         yield self.transport.queue.congestion_wait.wait(timeout)
 
-    def alloc_user(self, task: "Task", gfp: int, n: int) -> Generator[Event, Any, list[tuple[int, int]]]:
-        """``n`` order-0 pages for the workload: [(zone id, count), …].
+    def alloc_bulk(self, task: "Task", gfp: int, n: int) -> Generator[Event, Any, list[tuple[int, int]]]:
+        """``n`` order-0 pages for ``task``: [(zone id, count), …].
 
         The kernel allocates fault pages one at a time; the model takes the
         whole batch (≤ 32 zero-fill pages or one readahead block) in one call
@@ -341,6 +345,33 @@ class MM:
                 break
             yield from self._no_progress(task, gfp, progress)
         return out
+
+    def kmem_cache_alloc_bulk(self, task: "Task", cache: int, gfp: int, n: int
+                              ) -> Generator[Event, Any, list[int]]:
+        """``n`` objects of a slab cache for a task that may sleep.
+
+        The slab allocator never sleeps; when it fails and ``gfp`` allows
+        sleeping, the task direct-reclaims and retries, like the page
+        allocator's slow path underneath kmem_cache_alloc().
+        """
+        slab = self.sim.slab
+        ctx = AllocContext(task=task)
+        objs: list[int] = []
+        while len(objs) < n:
+            obj = slab.alloc(cache, gfp, ctx)
+            if obj >= 0:
+                objs.append(obj)
+                continue
+            if not gfp & G.GFP_WAIT or task.flags & G.PF_MEMALLOC:
+                break
+            task.set_state("slab_alloc", self.env.now)
+            progress = yield from self.reclaim.try_to_free_pages(task, gfp, 0)
+            obj = slab.alloc(cache, gfp, ctx)
+            if obj >= 0:
+                objs.append(obj)
+                continue
+            yield from self._no_progress(task, gfp, progress)
+        return objs
 
     def _place(self, pages: np.ndarray, chunks: list[tuple[int, int]]) -> None:
         """Record which zone each newly allocated page came from."""
@@ -419,7 +450,7 @@ class MM:
         k = int(fresh[0]) if len(fresh) else len(f)
         assert k > 0, f"page {i} lost: neither resident, in swap, nor new"
         task.set_state("fault", self.env.now)
-        chunks = yield from self.alloc_user(task, G.GFP_HIGHUSER_MOVABLE, k)
+        chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, k)
         # while we slept nobody else could fault our private pages in
         pages = np.arange(i, i + k, dtype=np.int32)
         self._place(pages, chunks)
@@ -482,7 +513,7 @@ class MM:
         cand = owners[owners >= 0]
         cand = cand[(ps.flags[cand] & PG_RESIDENT) == 0]
         yield from self.sim.cpus.run(task, self.cost.fault_major, sys=True)
-        chunks = yield from self.alloc_user(task, G.GFP_HIGHUSER_MOVABLE, len(cand))
+        chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, len(cand))
         # While we slept, others may have read some of these pages in.
         still = cand[(ps.flags[cand] & PG_RESIDENT) == 0]
         still = still[ps.slot[still] >= 0]
@@ -596,6 +627,7 @@ class MM:
         return {
             "nr_free_pages": nr_free,
             "nr_inactive_anon": sum(z.nr_inactive for z in self.zones),
+            "nr_inactive_file": sum(z.nr_file for z in self.zones),
             "nr_active_anon": sum(z.nr_active for z in self.zones),
             "nr_anon_pages": int(np.count_nonzero(f & PG_PRESENT)),
             "nr_slab_reclaimable": slab_r,

@@ -73,6 +73,20 @@ class Reclaim:
             return np.empty(0, dtype=np.int32)
         return got[0] if len(got) == 1 else np.concatenate(got)
 
+    def shrink_file(self, zone: "Zone", nr: int, sc: ScanControl) -> int:
+        """Clean, unreferenced file pages: freed at the cost of the scan."""
+        k = min(nr, zone.nr_file)
+        if k:
+            zone.nr_file -= k
+            zone.give_pages(k)
+            self.mm._freed(zone, k)
+            kind = 1 if sc.kswapd else 0
+            self.ev[self._ev_scan[kind][zone.idx]] += k
+            self.ev[self._ev_steal[kind][zone.idx]] += k
+            sc.nr_scanned += k
+            sc.nr_reclaimed += k
+        return k
+
     def shrink_active(self, zone: "Zone", nr: int) -> int:
         """shrink_active_list(): anon pages are deactivated, referenced or not."""
         ps = self.mm.pages
@@ -202,9 +216,23 @@ class Reclaim:
                     ) -> Generator[Event, Any, None]:
         """shrink_zone()/shrink_lruvec(): scan size >> priority of each anon list."""
         prio = sc.priority
-        nr_inactive = zone.nr_inactive >> prio
-        nr_active = zone.nr_active >> prio
         cost = self.cost
+        cpus = self.sim.cpus
+        # get_scan_count(): split the pressure by swappiness; once file +
+        # free pages are below HIGH, scan anon only.
+        if zone.nr_file + zone.nr_free <= zone.high:
+            anon_frac, file_frac = 1.0, 0.0
+        else:
+            anon_frac = self.swappiness / 200
+            file_frac = 1.0 - anon_frac
+        nr_inactive = int((zone.nr_inactive >> prio) * anon_frac)
+        nr_active = int((zone.nr_active >> prio) * anon_frac)
+        nr_file = int((zone.nr_file >> prio) * file_frac)
+        if nr_file == 0 and zone.nr_file and file_frac:
+            nr_file = min(zone.nr_file, SWAP_CLUSTER_MAX)
+        if nr_file:
+            freed = self.shrink_file(zone, nr_file, sc)
+            yield from cpus.run(task, freed * (cost.scan_page + cost.free_page), sys=True)
         cpus = self.sim.cpus
         queue = self.mm.transport.queue
         while nr_inactive or nr_active:

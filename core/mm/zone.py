@@ -83,6 +83,8 @@ class Zone:
     active: Any = None
     nr_inactive: int = 0
     nr_active: int = 0
+    #: clean, unmapped file pages (counted, not tracked per page)
+    nr_file: int = 0
 
     @property
     def name(self) -> str:

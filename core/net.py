@@ -1,0 +1,537 @@
+"""The network receive path, sockets and a TCP model (SPEC §5).
+
+What is modelled, and at which grain:
+
+- A full-duplex **link** with a bandwidth and a round-trip time; each
+  direction serialises bursts.
+- The **NIC rx ring**: ``ring_size`` descriptors, each filled with an rx
+  buffer by the driver (an :class:`RxBufferHelper` plugin).  A packet that
+  arrives when no descriptor is filled is lost (``rx_missed``).  Packets are
+  handled by **NAPI polls** of up to ``napi_budget`` packets in softirq; after
+  a poll the driver refills every unused descriptor with GFP_ATOMIC
+  allocations, stopping at the first failure (e1000e's behaviour).  A failed
+  refill leaves the slot empty, so allocation failure becomes packet loss
+  only once the ring drains.
+- **skb pfmemalloc marks** (``netvm``): rx buffers taken from the reserve
+  mark the skb; a marked skb of a protocol other than IP/ARP/VLAN is dropped
+  (``rx_dropped``), a marked skb for a socket without SOCK_MEMALLOC is dropped
+  (``pfmemalloc_drop``); while a marked skb is processed the softirq runs with
+  PF_MEMALLOC, so the ACK it sends may use the reserve too.
+- **TCP** per direction, at segment grain: MSS-sized segments sent as
+  bursts, cumulative ACKs (one per ``delayed_ack`` segments), in-order
+  delivery (a segment after a hole is discarded: go-back-N, no SACK), a
+  retransmission timer from ``rto_min`` doubling to ``rto_max``, and a reset
+  after ``max_retries`` retransmissions of the same data.
+- **Unrelated background traffic** to an ordinary socket.
+
+Packets are aggregated the way NAPI aggregates them: a burst arrives as one
+event and is handled in polls of ≤ budget packets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Generator
+
+from .engine import Event, WaitQueue
+from .mm import gfp as G
+from .slab import AllocContext
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cpu import Task
+    from .simulation import Simulation
+
+ETH_P_IP = "ipv4"
+#: protocols a pfmemalloc skb may be delivered to (skb_pfmemalloc_protocol)
+PFMEMALLOC_PROTOCOLS = frozenset({"ipv4", "ipv6", "arp", "8021q"})
+
+
+class RxBufferHelper:
+    """Base class of driver rx-buffer helpers (``kernel.rx_buffer`` plugins).
+
+    ``alloc(gfp, ctx)`` returns a buffer handle (any hashable value) or None
+    when the allocation failed; ``pfmemalloc(handle)`` says whether the skb
+    built on it is marked; ``free(handle)`` releases it.  ``gfp`` already
+    carries __GFP_MEMALLOC when the stack allows the reserve.
+    """
+
+    name = "base"
+
+    def __init__(self, sim: "Simulation", options: Any = None) -> None:
+        self.sim = sim
+        self.options = options
+
+    def alloc(self, gfp: int, ctx: AllocContext) -> Any:
+        raise NotImplementedError
+
+    def pfmemalloc(self, handle: Any) -> bool:
+        raise NotImplementedError
+
+    def free(self, handle: Any, ctx: AllocContext) -> None:
+        raise NotImplementedError
+
+
+class Link:
+    """One direction of the wire: bursts serialise, then fly for rtt/2."""
+
+    __slots__ = ("env", "bandwidth", "delay", "busy_until")
+
+    def __init__(self, env: Any, bandwidth: float, delay: float) -> None:
+        self.env = env
+        self.bandwidth = bandwidth
+        self.delay = delay
+        self.busy_until = 0.0
+
+    def send(self, nbytes: int, deliver: Callable[[], None]) -> float:
+        """Transmit ``nbytes``; ``deliver`` runs when the last byte arrives."""
+        start = max(self.env.now, self.busy_until)
+        self.busy_until = start + nbytes / self.bandwidth
+        at = self.busy_until + self.delay
+        self.env.call_later(at - self.env.now, deliver)
+        return at
+
+
+class Socket:
+    """The receiving side of a socket on our machine."""
+
+    def __init__(self, name: str, protocol: str = ETH_P_IP, rcvbuf: int = 212992) -> None:
+        self.name = name
+        self.protocol = protocol
+        self.memalloc = False           # SOCK_MEMALLOC
+        self.rcvbuf = rcvbuf
+        self.queue: deque[tuple[int, Any]] = deque()   # (seq or size, buffer)
+        self.rmem = 0                   # truesize of queued buffers
+        self.data_ready: Callable[[], None] | None = None
+
+
+class Packet:
+    """A received packet waiting for NAPI: its buffer and where it goes."""
+
+    __slots__ = ("buf", "sock", "flow", "seq", "ack", "size")
+
+    def __init__(self, buf: Any, sock: Socket, flow: Any, seq: int, ack: int, size: int) -> None:
+        self.buf = buf
+        self.sock = sock
+        self.flow = flow
+        self.seq = seq      # data segment number, or -1
+        self.ack = ack      # cumulative ACK carried, or -1
+        self.size = size
+
+
+class Nic:
+    """The NIC's rx ring and its NAPI context (one queue, one CPU)."""
+
+    def __init__(self, net: "NetStack") -> None:
+        self.net = net
+        self.sim = net.sim
+        self.env = net.env
+        cfg = net.cfg
+        self.ring_size = cfg.ring_size
+        self.budget = cfg.napi_budget
+        self.ring: deque[Any] = deque()       # filled descriptors (buffers)
+        self.backlog: deque[tuple[Any, list[tuple[int, int, int]], Socket]] = deque()
+        self.pending: deque[Packet] = deque()
+        self.napi_scheduled = False
+        self.stats = {"rx_packets": 0, "rx_missed": 0, "rx_dropped": 0, "pfmemalloc_drop": 0,
+                      "rx_alloc_failed": 0, "napi_polls": 0, "rx_pfmemalloc": 0}
+
+    def fill(self) -> None:
+        """The driver's refill: every unused descriptor, stop at the first failure."""
+        net = self.net
+        ring = self.ring
+        helper = net.rx
+        gfp = net.rx_gfp()
+        ctx = net.softirq_ctx
+        while len(ring) < self.ring_size:
+            buf = helper.alloc(gfp, ctx)
+            if buf is None:
+                self.stats["rx_alloc_failed"] += 1
+                return
+            ring.append(buf)
+
+    def receive(self, flow: Any, sock: Socket, packets: list[tuple[int, int, int]]) -> None:
+        """A burst hits the wire side of the NIC: (seq, ack, size) per packet."""
+        ring = self.ring
+        taken = min(len(ring), len(packets))
+        pending = self.pending
+        for i in range(taken):
+            seq, ack, size = packets[i]
+            pending.append(Packet(ring.popleft(), sock, flow, seq, ack, size))
+        missed = len(packets) - taken
+        if missed:
+            self.stats["rx_missed"] += missed
+        self.stats["rx_packets"] += taken
+        if not self.napi_scheduled:
+            self.napi_scheduled = True
+            self.env.call_later(self.net.cfg.irq_latency, self.poll)
+
+    def poll(self) -> None:
+        """One NAPI poll: deliver ≤ budget packets, then refill the ring."""
+        net = self.net
+        pending = self.pending
+        n = min(self.budget, len(pending))
+        self.stats["napi_polls"] += 1
+        touched: dict[Any, int] = {}
+        for _ in range(n):
+            pkt = pending.popleft()
+            net.deliver(pkt, touched)
+        for flow, pfm in touched.items():
+            flow.after_poll(pfm)
+        self.fill()
+        self.sim.cpus.charge_softirq(n * net.cfg.softirq_packet_cost)
+        if pending:
+            self.env.call_later(0.0, self.poll)
+        else:
+            self.napi_scheduled = False
+
+
+class TcpFlow:
+    """Data from the server to us (replies), received on our socket.
+
+    The server sends segments in bursts while our receive window allows;
+    we accept in order, queue the buffers on the socket, and ACK.  The
+    server retransmits from its first unacknowledged segment when its
+    retransmission timer fires.
+    """
+
+    def __init__(self, net: "NetStack", sock: Socket, on_reset: Callable[[], None]) -> None:
+        self.net = net
+        self.env = net.env
+        self.sock = sock
+        self.on_reset = on_reset
+        cfg = net.cfg
+        self.mss = cfg.mss
+        self.window = max(1, cfg.rcvbuf // cfg.rx_buffer_size)   # segments of truesize
+        # server (sender) side
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.snd_end = 0           # segments queued by the application so far
+        self.rto = cfg.rto_min
+        self.retries = 0
+        self.timer: Any = None
+        # our (receiver) side
+        self.rcv_nxt = 0
+        self.acked_seen = 0        # highest ACK the server has received
+        self.reset = False
+        self.window_closed = False
+        self.stats = {"segments_sent": 0, "retransmits": 0, "ooo_dropped": 0, "timeouts": 0,
+                      "ack_alloc_failed": 0}
+
+    # server side ----------------------------------------------------------
+    def queue_message(self, nbytes: int) -> int:
+        """The server application writes ``nbytes``; returns the end segment number."""
+        self.snd_end += max(1, math.ceil(nbytes / self.mss))
+        self.push()
+        return self.snd_end
+
+    def in_flight_window(self) -> int:
+        """Segments the server may send beyond what we have acknowledged."""
+        return self.window - len(self.sock.queue) - (self.snd_nxt - self.acked_seen)
+
+    def push(self) -> None:
+        if self.reset:
+            return
+        room = self.in_flight_window()
+        n = min(room, self.snd_end - self.snd_nxt)
+        if n <= 0:
+            if self.snd_end > self.snd_nxt:
+                self.window_closed = True
+            return
+        self._send(self.snd_nxt, n)
+        self.snd_nxt += n
+
+    def _send(self, start: int, n: int) -> None:
+        mss = self.mss
+        packets = [(start + i, -1, mss) for i in range(n)]
+        self.stats["segments_sent"] += n
+        self.net.down.send(n * (mss + 52), lambda: self.net.nic.receive(self, self.sock, packets))
+        if self.timer is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        token = object()
+        self.timer = token
+        self.env.call_later(self.rto, lambda: self._timeout(token))
+
+    def _timeout(self, token: object) -> None:
+        if self.timer is not token or self.reset:
+            return
+        self.timer = None
+        if self.acked_seen >= self.snd_nxt:
+            return
+        self.retries += 1
+        self.stats["timeouts"] += 1
+        if self.retries > self.net.cfg.max_retries:
+            self.reset = True
+            self.on_reset()
+            return
+        self.rto = min(self.rto * 2, self.net.cfg.rto_max)
+        # go-back-N from the first segment we have not acknowledged
+        start = self.acked_seen
+        n = min(self.snd_nxt - start, max(1, self.window - len(self.sock.queue)))
+        self.stats["retransmits"] += n
+        self._send(start, n)
+
+    def ack_arrived(self, ack: int) -> None:
+        """Our cumulative ACK reached the server."""
+        if ack > self.acked_seen:
+            self.acked_seen = ack
+            self.retries = 0
+            self.rto = self.net.cfg.rto_min
+            self.timer = None
+            if self.acked_seen < self.snd_nxt:
+                self._arm()
+        self.push()
+
+    # our side -------------------------------------------------------------
+    def accept(self, pkt: Packet) -> bool:
+        """tcp_rcv_established(): in-order segments are queued, others dropped."""
+        if pkt.seq != self.rcv_nxt:
+            self.stats["ooo_dropped"] += 1
+            return False
+        self.rcv_nxt += 1
+        return True
+
+    def after_poll(self, pfmemalloc: int) -> None:
+        """Send our cumulative ACK for what this poll accepted (delayed ACKs)."""
+        net = self.net
+        ack = self.rcv_nxt
+        ctx = net.softirq_memalloc_ctx if pfmemalloc else net.softirq_ctx
+        if not net.alloc_ack(ctx):
+            self.stats["ack_alloc_failed"] += 1
+            return
+        net.up.send(64, lambda: self.ack_arrived(ack))
+
+    def window_update(self) -> None:
+        """The reader freed receive buffer space."""
+        if self.window_closed and self.in_flight_window() > 0:
+            self.window_closed = False
+            ack = self.rcv_nxt
+            self.net.up.send(64, lambda: self.ack_arrived(ack))
+
+
+class TxFlow:
+    """Data from us to the server (requests).  The server never drops; its
+    cumulative ACKs (one per ``delayed_ack`` segments) come back through our
+    rx ring and can be lost there."""
+
+    def __init__(self, net: "NetStack", sock: Socket, on_reset: Callable[[], None]) -> None:
+        self.net = net
+        self.env = net.env
+        self.sock = sock
+        self.on_reset = on_reset
+        self.mss = net.cfg.mss
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.rto = net.cfg.rto_min
+        self.retries = 0
+        self.timer: Any = None
+        self.reset = False
+        # (end segment, callback) for data freed when acknowledged
+        self.unacked: deque[tuple[int, Callable[[], None]]] = deque()
+        self.stats = {"segments_sent": 0, "retransmits": 0, "timeouts": 0}
+
+    def send(self, nbytes: int, on_acked: Callable[[], None]) -> None:
+        n = max(1, math.ceil(nbytes / self.mss))
+        start = self.snd_nxt
+        self.snd_nxt += n
+        self.unacked.append((self.snd_nxt, on_acked))
+        self.stats["segments_sent"] += n
+        end = self.snd_nxt
+        self.net.up.send(nbytes + 52 * n, lambda: self.server_received(start, end))
+        if self.timer is None:
+            self._arm()
+
+    def server_received(self, start: int, end: int) -> None:
+        """The server ACKs every ``delayed_ack`` segments of what just arrived."""
+        d = self.net.cfg.delayed_ack
+        acks = [(-1, min(end, start + d * (i + 1)), 64) for i in range(math.ceil((end - start) / d))]
+        self.net.down.send(64 * len(acks), lambda: self.net.nic.receive(self, self.sock, acks))
+        self.net.server_got(start, end)
+
+    def _arm(self) -> None:
+        token = object()
+        self.timer = token
+        self.env.call_later(self.rto, lambda: self._timeout(token))
+
+    def _timeout(self, token: object) -> None:
+        if self.timer is not token or self.reset:
+            return
+        self.timer = None
+        if self.snd_una >= self.snd_nxt:
+            return
+        self.retries += 1
+        self.stats["timeouts"] += 1
+        if self.retries > self.net.cfg.max_retries:
+            self.reset = True
+            self.on_reset()
+            return
+        self.rto = min(self.rto * 2, self.net.cfg.rto_max)
+        # retransmit the first unacknowledged segment; the server, which has
+        # everything, answers with one cumulative ACK
+        self.stats["retransmits"] += 1
+        una, nxt = self.snd_una, self.snd_nxt
+        self.net.up.send(self.mss + 52, lambda: self.net.down.send(
+            64, lambda: self.net.nic.receive(self, self.sock, [(-1, nxt, 64)])))
+        self._arm()
+
+    def ack(self, ack: int) -> None:
+        if ack <= self.snd_una:
+            return
+        self.snd_una = ack
+        self.retries = 0
+        self.rto = self.net.cfg.rto_min
+        unacked = self.unacked
+        while unacked and unacked[0][0] <= ack:
+            unacked.popleft()[1]()
+        self.timer = None
+        if self.snd_una < self.snd_nxt:
+            self._arm()
+
+    def after_poll(self, pfmemalloc: int) -> None:
+        pass
+
+    def accept(self, pkt: Packet) -> bool:
+        return True
+
+
+class NetStack:
+    """Our machine's network stack: NIC, sockets, flows, background traffic."""
+
+    def __init__(self, sim: "Simulation", rx_helper: RxBufferHelper) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.cfg = sim.config.net
+        self.rx = rx_helper
+        self.patches = sim.patches
+        self.netvm = "netvm" in self.patches
+        delay = self.cfg.rtt / 2
+        self.up = Link(self.env, self.cfg.link_bandwidth, delay)     # us -> server
+        self.down = Link(self.env, self.cfg.link_bandwidth, delay)   # server -> us
+        self.softirq_task = _SoftirqTask()
+        self.softirq_ctx = AllocContext(task=self.softirq_task, softirq=True)
+        self.softirq_memalloc_ctx = AllocContext(task=_SoftirqTask(memalloc=True), softirq=True)
+        self.nic = Nic(self)
+        self.server_got: Callable[[int, int], None] = lambda a, b: None
+        self.bg_sock: Socket | None = None
+        self.bg_last_drain = 0.0
+        self.slab = sim.slab
+        self.ack_cache = sim.kmem_cache("skbuff_head_cache", 256)
+        self.bg_stats = {"delivered": 0, "rcvbuf_dropped": 0}
+
+    def start(self) -> None:
+        self.nic.fill()
+        cfg = self.cfg
+        if cfg.background_rate > 0:
+            self.bg_sock = Socket("background", cfg.background_protocol, cfg.background_rcvbuf)
+            self.env.process(self._background(), name="background-traffic")
+
+    def rx_gfp(self) -> int:
+        """__netdev_alloc_skb(): GFP_ATOMIC, plus __GFP_MEMALLOC while memalloc sockets exist."""
+        if self.netvm and self.sim.memalloc_socks():
+            return G.GFP_ATOMIC | G.GFP_MEMALLOC
+        return G.GFP_ATOMIC
+
+    def alloc_ack(self, ctx: AllocContext) -> bool:
+        """An ACK skb (sent and freed at once): may fail under memory pressure."""
+        obj = self.slab.alloc(self.ack_cache, G.GFP_ATOMIC, ctx)
+        if obj < 0:
+            return False
+        self.slab.free(self.ack_cache, obj, ctx)
+        return True
+
+    def deliver(self, pkt: Packet, touched: dict[Any, int]) -> None:
+        """__netif_receive_skb() → protocol → socket."""
+        rx = self.rx
+        ctx = self.softirq_ctx
+        pfm = self.netvm and rx.pfmemalloc(pkt.buf)
+        sock = pkt.sock
+        stats = self.nic.stats
+        if pfm:
+            stats["rx_pfmemalloc"] += 1
+            if sock.protocol not in PFMEMALLOC_PROTOCOLS:
+                stats["rx_dropped"] += 1
+                rx.free(pkt.buf, ctx)
+                return
+            if not sock.memalloc:
+                stats["pfmemalloc_drop"] += 1
+                rx.free(pkt.buf, ctx)
+                return
+        flow = pkt.flow
+        if flow is None:  # background datagram
+            self._background_deliver(pkt)
+            return
+        if pkt.ack >= 0:
+            rx.free(pkt.buf, ctx)
+            flow.ack(pkt.ack)
+            return
+        if not flow.accept(pkt):
+            rx.free(pkt.buf, ctx)
+            touched[flow] = touched.get(flow, 0) | pfm
+            return
+        sock.queue.append((pkt.seq, pkt.buf))
+        sock.rmem += self.cfg.rx_buffer_size
+        touched[flow] = touched.get(flow, 0) | pfm
+        if sock.data_ready is not None:
+            sock.data_ready()
+
+    # -- background traffic -----------------------------------------------------
+    def _background(self) -> Generator[Event, Any, None]:
+        cfg = self.cfg
+        rng = self.sim.rng("background-traffic")
+        per = cfg.background_rate * cfg.background_period
+        sock = self.bg_sock
+        while True:
+            yield self.env.timeout(cfg.background_period)
+            n = int(rng.poisson(per))
+            if n:
+                packets = [(-1, -1, cfg.background_size)] * n
+                self.down.send(n * (cfg.background_size + 52),
+                               lambda packets=packets: self.nic.receive(None, sock, packets))
+
+    def _background_deliver(self, pkt: Packet) -> None:
+        sock = self.bg_sock
+        self._background_drain()
+        truesize = self.cfg.rx_buffer_size
+        if sock.rmem + truesize > sock.rcvbuf:
+            self.bg_stats["rcvbuf_dropped"] += 1
+            self.rx.free(pkt.buf, self.softirq_ctx)
+            return
+        sock.queue.append((pkt.size, pkt.buf))
+        sock.rmem += truesize
+        self.bg_stats["delivered"] += 1
+
+    def _background_drain(self) -> None:
+        """The ordinary reader consumes at ``background_reader`` bytes/s."""
+        sock = self.bg_sock
+        now = self.env.now
+        budget = (now - self.bg_last_drain) * self.cfg.background_reader
+        self.bg_last_drain = now
+        ctx = AllocContext(task=None)
+        while sock.queue and budget >= sock.queue[0][0]:
+            size, buf = sock.queue.popleft()
+            budget -= size
+            sock.rmem -= self.cfg.rx_buffer_size
+            self.rx.free(buf, ctx)
+
+    def stats(self) -> dict[str, Any]:
+        out = dict(self.nic.stats)
+        out["ring_filled"] = len(self.nic.ring)
+        out.update({f"background_{k}": v for k, v in self.bg_stats.items()})
+        return out
+
+
+class _SoftirqTask:
+    """``current`` as seen by softirq code: flags only."""
+
+    __slots__ = ("flags", "pid", "kthread", "comm")
+
+    def __init__(self, memalloc: bool = False) -> None:
+        self.flags = G.PF_MEMALLOC if memalloc else 0
+        self.pid = 0
+        self.kthread = True
+        self.comm = "softirq"
+
+
+__all__ = ["NetStack", "Nic", "Socket", "TcpFlow", "TxFlow", "RxBufferHelper", "Link", "WaitQueue"]

@@ -1,0 +1,276 @@
+"""Swap over NBD (SPEC §6): the nbd kernel thread, nbd-client, the server.
+
+- Requests come off the block layer queue (≤ 31 pages, depth 128,
+  congestion at 113/103).  The per-device kernel thread ``nbd0`` (exempt from
+  throttling) sends each one: a 28-byte header plus, for writes, the data
+  copied into socket pages allocated with the socket's ``sk_allocation``.
+  Those pages stay allocated until the server acknowledges them.
+- With ``nbd-memalloc`` (patch 14) the socket is SOCK_MEMALLOC, sends and
+  receives run with PF_MEMALLOC and ``sk_allocation = GFP_NOIO |
+  __GFP_MEMALLOC``; without it, GFP_NOIO and no PF_MEMALLOC, so the sender
+  competes for pages at the MIN watermark and may enter direct reclaim.
+- The server (remote, never short of memory) handles requests one at a
+  time: ``server_latency`` plus the transfer at ``server_bandwidth``, then a
+  16-byte reply (plus the data for a read).
+- ``nbd-client`` (the NBD_DO_IT caller) reads replies from the socket, copies
+  read data into the swap-cache pages and completes the requests.  A write is
+  complete only when its reply has been read.
+- A TCP reset fails every outstanding request with EIO.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Generator
+
+from attrs import field, frozen
+
+from swapsim.block import READ, WRITE, EIO, Request, SwapTransport
+from swapsim.config import Bytes, Seconds
+from swapsim.engine import Event, WaitQueue
+from swapsim.hookspecs import hookimpl
+from swapsim.mm import gfp as G
+from swapsim.net import Socket, TcpFlow, TxFlow
+from swapsim.slab import AllocContext
+
+REQUEST_HEADER = 28
+REPLY_HEADER = 16
+
+
+def _positive(inst: Any, attribute: Any, value: Any) -> None:
+    if value <= 0:
+        raise ValueError(f"must be > 0, got {value}")
+
+
+@frozen(kw_only=True)
+class NbdOptions:
+    #: per-request service time of the NBD server (its own storage is fast: RAM)
+    server_latency: Seconds = field(default=Seconds(50e-6), validator=_positive)
+    server_bandwidth: Bytes = field(default=Bytes(1_000_000_000), validator=_positive)
+    #: block layer queue depth of /dev/nbd0
+    nr_requests: int = field(default=128, validator=_positive)
+    #: 255 sectors: 31 full pages
+    max_pages: int = field(default=31, validator=_positive)
+    #: CPU of nbd-client per reply (syscall, header) and of the kernel thread per request
+    reply_cost: Seconds = Seconds(3e-6)
+    send_cost: Seconds = Seconds(3e-6)
+
+
+class Nbd(SwapTransport):
+    """Swap on /dev/nbd0 over TCP."""
+
+    name = "nbd"
+
+    def __init__(self, sim: Any, options: NbdOptions | None = None) -> None:
+        opts = options or NbdOptions()
+        self.nr_requests = opts.nr_requests
+        self.max_pages = opts.max_pages
+        super().__init__(sim, opts)
+        self.opts = opts
+        self.memalloc = "nbd-memalloc" in sim.patches
+        self.waiting: deque[Request] = deque()
+        self.send_wait = WaitQueue(self.env, "nbd.waiting_wq")
+        self.sndbuf_wait = WaitQueue(self.env, "sk_stream_wait_memory")
+        self.reply_wait = WaitQueue(self.env, "nbd-client")
+        self.sent: deque[Request] = deque()          # on the wire to the server, in order
+        self.server_queue: deque[Request] = deque()
+        self.server_busy = False
+        self.replies: deque[tuple[Request, int]] = deque()  # (request, last segment of reply)
+        self.tx_skbs: dict[int, tuple[list[int], list[int]]] = {}
+        self.tx_bytes = 0
+        self.dead = False
+        self.sk_allocation = G.GFP_NOIO | (G.GFP_MEMALLOC if self.memalloc else 0)
+        self.stats_ = {"requests_sent": 0, "replies_read": 0, "send_alloc_waits": 0}
+
+    def start(self) -> None:
+        sim = self.sim
+        self.net = sim.net()
+        cfg = sim.config.net
+        self.sock = Socket("nbd0", rcvbuf=cfg.rcvbuf)
+        if self.memalloc:
+            self.sock.memalloc = True        # sk_set_memalloc()
+            sim.memalloc_sock_count += 1
+        self.sock.data_ready = self.reply_wait.wake_up_all
+        self.rx_flow = TcpFlow(self.net, self.sock, self._reset)
+        self.tx_flow = TxFlow(self.net, self.sock, self._reset)
+        self.net.server_got = self._server_got
+        size = cfg.rx_buffer_size
+        self.data_cache = sim.kmem_cache(f"kmalloc-{size}", size)
+        self.head_cache = sim.kmem_cache("skbuff_fclone_cache", 512)
+        flags = G.PF_MEMALLOC if self.memalloc else 0
+        self.sender = sim.spawn("nbd0", self._sender, kthread=True)
+        self.client = sim.spawn("nbd-client", self._receiver, flags=flags)
+        self.sender.flags |= flags
+        self.client_sys = 0.0
+
+    # -- block layer -> kernel thread ------------------------------------------
+    def dispatch(self, req: Request) -> None:
+        if self.dead:
+            self.env.call_later(0.0, lambda: self.queue.complete(req, EIO))
+            return
+        req.waiting_for = "nbd0 send"
+        self.waiting.append(req)
+        self.send_wait.wake_up_all()
+
+    def _sender(self, task: Any) -> Generator[Event, Any, None]:
+        env = self.env
+        mm = self.sim.mm
+        cpus = self.sim.cpus
+        sndbuf = self.sim.config.net.sndbuf
+        mss = self.sim.config.net.mss
+        while True:
+            while not self.waiting:
+                task.set_state("idle", env.now)
+                yield self.send_wait.wait()
+            req = self.waiting.popleft()
+            if self.dead:
+                self.queue.complete(req, EIO)
+                continue
+            npages = len(req.pages) if req.op == WRITE else 0
+            nbytes = REQUEST_HEADER + npages * 4096
+            while self.tx_bytes + nbytes > sndbuf and self.tx_bytes:
+                task.set_state("sk_stream_wait_memory", env.now)
+                req.waiting_for = "socket send buffer (unacked data)"
+                yield self.sndbuf_wait.wait()
+            # tcp_sendmsg() copies the request into MSS-sized linear skbs
+            # (a NIC without scatter-gather): one data buffer from kmalloc and
+            # one head from skbuff_fclone_cache per segment, held until ACKed.
+            nseg = -(-nbytes // mss)
+            task.set_state("sendmsg_alloc", env.now)
+            req.waiting_for = "skbs for the socket copy"
+            before = env.now
+            data = yield from mm.kmem_cache_alloc_bulk(task, self.data_cache, self.sk_allocation, nseg)
+            heads = yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation, nseg)
+            while len(data) < nseg or len(heads) < nseg:
+                # even PF_MEMALLOC found the reserve empty: tcp_sendmsg waits
+                # for memory and tries again
+                task.set_state("sendmsg_nomem", env.now)
+                yield env.timeout(0.02)
+                data += yield from mm.kmem_cache_alloc_bulk(task, self.data_cache, self.sk_allocation,
+                                                            nseg - len(data))
+                heads += yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation,
+                                                             nseg - len(heads))
+            if env.now > before:
+                self.stats_["send_alloc_waits"] += 1
+            self.tx_skbs[req.tag] = (data, heads)
+            self.tx_bytes += nbytes
+            task.set_state("running", env.now)
+            yield from cpus.run(task, self.opts.send_cost + npages * self.sim.config.net.copy_page_cost,
+                                sys=True)
+            if self.dead:
+                self._free_tx(req, nbytes)
+                self.queue.complete(req, EIO)
+                continue
+            req.waiting_for = "server reply"
+            req.dispatch_time = env.now
+            self.stats_["requests_sent"] += 1
+            self.sent.append(req)
+            self.tx_flow.send(nbytes, lambda req=req, nbytes=nbytes: self._acked(req, nbytes))
+
+    def _acked(self, req: Request, nbytes: int) -> None:
+        """The server acknowledged the request's bytes: the socket pages are freed."""
+        self._free_tx(req, nbytes)
+        self.sndbuf_wait.wake_up_all()
+
+    def _free_tx(self, req: Request, nbytes: int) -> None:
+        skbs = self.tx_skbs.pop(req.tag, None)
+        if skbs:
+            slab = self.sim.slab
+            ctx = self.net.softirq_ctx
+            for obj in skbs[0]:
+                slab.free(self.data_cache, obj, ctx)
+            for obj in skbs[1]:
+                slab.free(self.head_cache, obj, ctx)
+        self.tx_bytes -= nbytes
+
+    # -- the server ------------------------------------------------------------
+    def _server_got(self, start: int, end: int) -> None:
+        """Segments [start, end) reached the server; complete requests are served in order."""
+        # one TxFlow.send() per request: each arrival is the next whole request
+        self.server_queue.append(self.sent.popleft())
+        if not self.server_busy:
+            self._serve()
+
+    def _serve(self) -> None:
+        if not self.server_queue or self.rx_flow.reset:
+            self.server_busy = False
+            return
+        self.server_busy = True
+        req = self.server_queue.popleft()
+        o = self.opts
+        seconds = o.server_latency + len(req.pages) * 4096 / o.server_bandwidth
+
+        def reply() -> None:
+            nbytes = REPLY_HEADER + (len(req.pages) * 4096 if req.op == READ else 0)
+            end = self.rx_flow.queue_message(nbytes)
+            self.replies.append((req, end))
+            self._serve()
+        self.env.call_later(seconds, reply)
+
+    # -- nbd-client: the receiving side -----------------------------------------
+    def _receiver(self, task: Any) -> Generator[Event, Any, None]:
+        env = self.env
+        cpus = self.sim.cpus
+        sock = self.sock
+        net = self.net
+        ctx = AllocContext(task=task)
+        copy = self.sim.config.net.copy_page_cost
+        while True:
+            if not self.replies or self.rx_flow.rcv_nxt < self.replies[0][1]:
+                task.set_state("sk_wait_data", env.now)
+                yield self.reply_wait.wait()
+                continue
+            req, end = self.replies.popleft()
+            task.set_state("running", env.now)
+            pages = len(req.pages) if req.op == READ else 0
+            yield from cpus.run(task, self.opts.reply_cost + pages * copy, sys=True)
+            q = sock.queue
+            truesize = self.sim.config.net.rx_buffer_size
+            while q and q[0][0] < end:
+                _, buf = q.popleft()
+                sock.rmem -= truesize
+                net.rx.free(buf, ctx)
+            self.rx_flow.window_update()
+            self.stats_["replies_read"] += 1
+            self.queue.complete(req)
+
+    def _reset(self) -> None:
+        """The TCP connection was reset: every request fails with EIO."""
+        if self.dead:
+            return
+        self.dead = True
+        for req in list(self.queue.inflight.values()):
+            self._free_tx(req, 0)  # tx_bytes no longer matters: the socket is dead
+            self.queue.complete(req, EIO)
+        self.waiting.clear()
+
+    # -- reports -----------------------------------------------------------------
+    def diagnose(self) -> dict[str, Any]:
+        out = super().diagnose()
+        out.update({
+            "socket_memalloc": self.sock.memalloc,
+            "rx_ring_filled": len(self.net.nic.ring),
+            "rx_ring_size": self.net.nic.ring_size,
+            "socket_rx_queue": len(self.sock.queue),
+            "tx_bytes_unacked": self.tx_bytes,
+            "tx_rto_s": self.tx_flow.rto, "tx_retries": self.tx_flow.retries,
+            "rx_rto_s": self.rx_flow.rto, "rx_retries": self.rx_flow.retries,
+            "sender_state": self.sender.state, "client_state": self.client.state,
+            "connection_reset": self.dead,
+            "net": self.net.stats(),
+        })
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out.update(self.stats_)
+        out.update({f"tx_{k}": v for k, v in self.tx_flow.stats.items()})
+        out.update({f"rx_{k}": v for k, v in self.rx_flow.stats.items()})
+        out.update(self.net.stats())
+        out["connection_reset"] = self.dead
+        return out
+
+
+@hookimpl
+def swapsim_register_transports(register: Any) -> None:
+    register("nbd", Nbd, options=NbdOptions)

@@ -1,0 +1,641 @@
+"""Memory-management mechanisms in isolation, on a composed 64 MiB machine.
+
+Each test builds a :class:`~swapsim.simulation.Simulation` (disk transport,
+two zones: DMA and DMA32) but never runs the workload: it sets zone state by
+hand, drives the engine step by step with its own processes, and checks one
+mechanism — the min_free_kbytes update, the allocator's watermark floors and
+reserve, gfp_pfmemalloc_allowed(), direct-reclaim throttling, the block
+layer's request queue, and the LRU page queues.
+
+Expected numbers are the kernel's arithmetic written out here a second time
+(and, for the 64 MiB machine, as literals checked by hand), never values read
+back from the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swapsim.block import WRITE, RequestQueue
+from swapsim.config import build_scenario
+from swapsim.cpu import Task
+from swapsim.mm import gfp as G
+from swapsim.mm.pages import PageQueue, PageState
+from swapsim.pluginmanager import get_plugin_manager
+from swapsim.simulation import Simulation
+from swapsim.slab import AllocContext
+
+MiB = 1 << 20
+
+# 64 MiB = 16384 present pages: DMA gets 3980, DMA32 the other 12404.
+DMA_PRESENT, DMA32_PRESENT = 3980, 16384 - 3980
+# min_free_kbytes = isqrt(16 × 65536 KiB) = 1024 → pages_min = 256
+DEFAULT_MFK = 1024
+# MIN = 256 × present / 16384: DMA 62, DMA32 193 (LOW = MIN + MIN/4, HIGH = MIN + MIN/2)
+DMA_WMARKS = (62, 77, 93)
+DMA32_WMARKS = (193, 241, 289)
+
+
+@pytest.fixture(scope="module")
+def pm():
+    return get_plugin_manager(autoload=False)
+
+
+def make_sim(pm, patches=(), *settings: str) -> Simulation:
+    """A composed, not yet running, 64 MiB machine swapping to the disk transport."""
+    raw = pm.lookup("scenarios", "disk-usemem").factory()
+    sets = ["machine.memory='64MiB'", "machine.cpus=2", "machine.nodes=1",
+            "swap.transport='disk'", "swap.size='256MiB'", "workload.procs_per_cpu=1",
+            f"kernel.patches={json.dumps(list(patches))}", *settings]
+    return Simulation(build_scenario(raw, "mechanisms", sets).arms[0].config, pm)
+
+
+def set_free(zone, n: int) -> None:
+    """Make ``zone.nr_free`` exactly ``n``, keeping the buddy free_area consistent."""
+    if zone.nr_free > n:
+        zone.take_pages(zone.nr_free - n)
+    elif zone.nr_free < n:
+        zone.give_pages(n - zone.nr_free)
+    assert zone.nr_free == n
+    assert sum(int(c) << o for o, c in enumerate(zone.free_area)) == n
+
+
+def zones_by_name(sim):
+    return {z.name: z for z in sim.mm.zones}
+
+
+def expected_watermarks(min_free_kbytes: int, presents=(DMA_PRESENT, DMA32_PRESENT)):
+    """__setup_per_zone_wmarks() of 3.6, written out again."""
+    pages_min = min_free_kbytes // 4
+    total = sum(presents)
+    out = []
+    for present in presents:
+        tmp = pages_min * present // total
+        out.append((tmp, tmp + tmp // 4, tmp + tmp // 2))
+    return out
+
+
+def test_the_machine_under_test():
+    sim = make_sim(get_plugin_manager(autoload=False))
+    zs = zones_by_name(sim)
+    assert list(zs) == ["DMA", "DMA32"]
+    assert (zs["DMA"].present, zs["DMA32"].present) == (DMA_PRESENT, DMA32_PRESENT)
+    assert sim.mm.min_free_kbytes == DEFAULT_MFK == math.isqrt(16 * 64 * 1024)
+    assert [tuple(z.watermark) for z in sim.mm.zones] == [DMA_WMARKS, DMA32_WMARKS]
+    assert expected_watermarks(DEFAULT_MFK) == [DMA_WMARKS, DMA32_WMARKS]
+    # the DMA zone keeps DMA32's present / 256 back from DMA32-classzone allocations
+    assert zs["DMA"].lowmem_reserve[1] == DMA32_PRESENT // 256 == 48
+    assert zs["DMA32"].lowmem_reserve[1] == 0
+    assert sim.env.now == 0.0
+
+
+# -- (a) vm.min_free_kbytes at run time ------------------------------------------------
+
+def _watch(env, mm, seen, steps=4):
+    """An observer process: the MIN of every zone, each time it gets to run."""
+    for _ in range(steps):
+        seen.append((env.now, [z.min for z in mm.zones]))
+        yield env.timeout(0)
+
+
+@pytest.mark.parametrize("new_mfk", [4096, 256])
+def test_min_free_lock_updates_every_zone_at_once(pm, new_mfk):
+    sim = make_sim(pm, ["min-free-lock"])
+    mm, env = sim.mm, sim.env
+    old_mins = [w[0] for w in expected_watermarks(DEFAULT_MFK)]
+    new = expected_watermarks(new_mfk)
+    assert [w[0] for w in new] != old_mins
+    updates = mm.watermark_updates
+    env.process(mm.set_min_free_kbytes(new_mfk))
+    seen: list = []
+    env.process(_watch(env, mm, seen))
+    env.step()  # the writer's first (and only) step
+    assert [tuple(z.watermark) for z in mm.zones] == new
+    assert mm.min_free_kbytes == new_mfk
+    assert mm.watermark_updates == updates + 1
+    env.run()
+    assert seen and all(mins == [w[0] for w in new] for _, mins in seen)
+
+
+def test_without_min_free_lock_a_reader_between_steps_sees_a_mix(pm):
+    sim = make_sim(pm, [])
+    mm, env = sim.mm, sim.env
+    old = expected_watermarks(DEFAULT_MFK)
+    new = expected_watermarks(4096)  # MIN: DMA 248, DMA32 775
+    assert [w[0] for w in new] == [248, 775]
+    env.process(mm.set_min_free_kbytes(4096))
+    seen: list = []
+    env.process(_watch(env, mm, seen))
+    env.step()  # the writer updated the first zone and yielded
+    assert [tuple(z.watermark) for z in mm.zones] == [new[0], old[1]]
+    env.run()
+    # the observer ran between the writer's steps: old MIN in DMA32 and new
+    # MIN in DMA at one and the same simulated instant
+    assert seen[0] == (0.0, [new[0][0], old[1][0]])
+    assert any(mins == [new[0][0], old[1][0]] for _, mins in seen)
+    assert seen[-1] == (0.0, [new[0][0], new[1][0]])
+    # in the end the update is the same as the locked one
+    assert [tuple(z.watermark) for z in mm.zones] == new
+    assert mm.min_free_kbytes == 4096
+
+
+@pytest.mark.parametrize("patches,expected", [([], "stale"), (["min-free-lock"], "new")])
+def test_an_allocation_between_the_steps_sees_stale_watermarks(pm, patches, expected):
+    """A GFP_KERNEL allocation racing the update: without the lock it still
+    passes DMA32's old watermarks although DMA already has the new ones."""
+    sim = make_sim(pm, patches)
+    mm, env = sim.mm, sim.env
+    zs = zones_by_name(sim)
+    set_free(zs["DMA"], 0)
+    set_free(zs["DMA32"], 300)  # above the old LOW (241), below the new MIN (775)
+    results = []
+
+    def allocate():
+        results.append(([z.min for z in mm.zones],
+                        mm.alloc_nosleep(G.GFP_KERNEL, 0, AllocContext(task=None))))
+        yield env.timeout(0)
+
+    env.process(mm.set_min_free_kbytes(4096))
+    env.process(allocate())
+    env.run()
+    if expected == "stale":
+        assert results == [([248, 193], (zs["DMA32"].gid, False))]
+    else:
+        assert results == [([248, 775], (-1, False))]
+    # after the update the same allocation fails either way
+    assert mm.alloc_nosleep(G.GFP_KERNEL, 0, AllocContext(task=None)) == (-1, False)
+
+
+# -- (b) the allocator's floors and the reserve -----------------------------------------
+
+M = DMA32_WMARKS[0]  # 193
+FLOORS = [
+    # (gfp, floor on DMA32's free pages for an order-0 page, from __zone_watermark_ok)
+    pytest.param(G.GFP_KERNEL, M, id="GFP_KERNEL:MIN"),
+    pytest.param(G.GFP_NOWAIT | G.GFP_NOMEMALLOC, M, id="GFP_NOWAIT|NOMEMALLOC:MIN"),
+    pytest.param(G.GFP_NOWAIT, M - M // 4, id="GFP_NOWAIT:3/4MIN"),
+    pytest.param(G.GFP_ATOMIC | G.GFP_NOMEMALLOC, M - M // 2, id="GFP_ATOMIC|NOMEMALLOC:1/2MIN"),
+    pytest.param(G.GFP_ATOMIC, (M - M // 2) - (M - M // 2) // 4, id="GFP_ATOMIC:3/8MIN"),
+]
+
+
+def test_floor_values_by_hand():
+    assert [p.values[1] for p in FLOORS] == [193, 193, 145, 97, 73]
+    assert 73 == math.ceil(3 / 8 * 193)
+
+
+def drained(pm, patches=(), dma32_free=10):
+    """A machine whose DMA zone is empty and whose DMA32 zone has ``dma32_free`` pages."""
+    sim = make_sim(pm, patches)
+    zs = zones_by_name(sim)
+    set_free(zs["DMA"], 0)
+    set_free(zs["DMA32"], dma32_free)
+    return sim, zs["DMA32"]
+
+
+def user_ctx(flags=0, softirq=False):
+    return AllocContext(task=Task(pid=1, comm="usemem", flags=flags), softirq=softirq)
+
+
+@pytest.mark.parametrize("gfp,floor", FLOORS)
+def test_alloc_nosleep_floor(pm, gfp, floor):
+    sim, dma32 = drained(pm, ["gfp-memalloc"], dma32_free=floor + 1)
+    assert sim.mm.alloc_nosleep(gfp, 0, user_ctx()) == (dma32.gid, False)
+    assert dma32.nr_free == floor
+    # now exactly at the floor: the same allocation fails and takes nothing
+    assert sim.mm.alloc_nosleep(gfp, 0, user_ctx()) == (-1, False)
+    assert dma32.nr_free == floor
+
+
+def test_just_above_three_eighths_min_atomic_succeeds_where_kernel_fails(pm):
+    sim, dma32 = drained(pm, [], dma32_free=74)
+    assert sim.mm.alloc_nosleep(G.GFP_KERNEL, 0, user_ctx()) == (-1, False)
+    assert sim.mm.alloc_nosleep(G.GFP_NOWAIT, 0, user_ctx()) == (-1, False)
+    assert sim.mm.alloc_nosleep(G.GFP_ATOMIC, 0, user_ctx()) == (dma32.gid, False)
+    assert sim.mm.alloc_nosleep(G.GFP_ATOMIC, 0, user_ctx()) == (-1, False)  # 73 left
+
+
+def test_the_dma_zone_keeps_its_lowmem_reserve(pm):
+    """DMA32 empty: DMA serves a DMA32-classzone allocation only above MIN + 48."""
+    sim = make_sim(pm, [])
+    zs = zones_by_name(sim)
+    set_free(zs["DMA32"], 0)
+    set_free(zs["DMA"], DMA_WMARKS[0] + 48)
+    assert sim.mm.alloc_nosleep(G.GFP_KERNEL, 0, user_ctx()) == (-1, False)
+    set_free(zs["DMA"], DMA_WMARKS[0] + 49)
+    assert sim.mm.alloc_nosleep(G.GFP_KERNEL, 0, user_ctx()) == (zs["DMA"].gid, False)
+
+
+@pytest.mark.parametrize("gfp", [G.GFP_ATOMIC | G.GFP_MEMALLOC, G.GFP_NOIO | G.GFP_MEMALLOC,
+                                 G.GFP_KERNEL | G.GFP_MEMALLOC])
+def test_gfp_memalloc_takes_the_reserve_below_every_floor(pm, gfp):
+    sim, dma32 = drained(pm, ["gfp-memalloc"], dma32_free=2)
+    assert sim.mm.alloc_nosleep(gfp, 0, user_ctx()) == (dma32.gid, True)
+    assert sim.mm.alloc_nosleep(gfp, 0, user_ctx()) == (dma32.gid, True)
+    assert dma32.nr_free == 0
+    assert sim.mm.alloc_nosleep(gfp, 0, user_ctx()) == (-1, False)  # nothing left at all
+
+
+def test_gfp_memalloc_means_nothing_without_the_switch(pm):
+    sim, dma32 = drained(pm, [], dma32_free=10)
+    assert sim.mm.alloc_nosleep(G.GFP_ATOMIC | G.GFP_MEMALLOC, 0, user_ctx()) == (-1, False)
+    assert dma32.nr_free == 10
+
+
+def test_memalloc_reserve_is_used_only_after_the_floors(pm):
+    """Above the floor a PF_MEMALLOC task gets an ordinary page, not a pfmemalloc one."""
+    sim, dma32 = drained(pm, ["gfp-memalloc"], dma32_free=M + 1)
+    ctx = user_ctx(G.PF_MEMALLOC)
+    assert sim.mm.alloc_nosleep(G.GFP_KERNEL, 0, ctx) == (dma32.gid, False)
+    assert sim.mm.alloc_nosleep(G.GFP_KERNEL, 0, ctx) == (dma32.gid, True)
+
+
+def test_pf_memalloc_in_process_context_uses_the_reserve(pm):
+    sim, dma32 = drained(pm, [], dma32_free=10)  # vanilla: PF_MEMALLOC predates the series
+    assert sim.mm.alloc_nosleep(G.GFP_ATOMIC, 0, user_ctx(G.PF_MEMALLOC)) == (dma32.gid, True)
+    assert sim.mm.alloc_nosleep(G.GFP_ATOMIC, 0, user_ctx()) == (-1, False)
+
+
+@pytest.mark.parametrize("patches,allowed", [
+    ([], False),
+    (["gfp-memalloc"], False),
+    (["gfp-memalloc", "softirq-memalloc"], True),
+])
+def test_pf_memalloc_in_softirq_needs_softirq_memalloc(pm, patches, allowed):
+    sim, dma32 = drained(pm, patches, dma32_free=10)
+    ctx = user_ctx(G.PF_MEMALLOC, softirq=True)
+    expected = (dma32.gid, True) if allowed else (-1, False)
+    assert sim.mm.alloc_nosleep(G.GFP_ATOMIC, 0, ctx) == expected
+
+
+@pytest.mark.parametrize("ctx_flags,softirq,gfp", [
+    (G.PF_MEMALLOC, False, G.GFP_ATOMIC | G.GFP_NOMEMALLOC),
+    (G.PF_MEMALLOC, True, G.GFP_ATOMIC | G.GFP_NOMEMALLOC),
+    (0, False, G.GFP_ATOMIC | G.GFP_MEMALLOC | G.GFP_NOMEMALLOC),
+    (G.PF_MEMALLOC, False, G.GFP_KERNEL | G.GFP_MEMALLOC | G.GFP_NOMEMALLOC),
+])
+def test_gfp_nomemalloc_overrides(pm, ctx_flags, softirq, gfp):
+    sim, dma32 = drained(pm, ["gfp-memalloc", "softirq-memalloc"], dma32_free=10)
+    assert sim.mm.alloc_nosleep(gfp, 0, user_ctx(ctx_flags, softirq)) == (-1, False)
+    assert dma32.nr_free == 10
+
+
+# -- (c) gfp_pfmemalloc_allowed() ---------------------------------------------------------
+
+V, GM, SM = (), ("gfp-memalloc",), ("gfp-memalloc", "softirq-memalloc")
+PF = G.PF_MEMALLOC
+TRUTH = [
+    # (switches, gfp, task PF_* flags or None for no task, softirq, allowed)
+    (V, 0, 0, False, False),
+    (V, 0, PF, False, True),
+    (V, 0, PF, True, False),
+    (V, G.GFP_MEMALLOC, 0, False, False),
+    (V, G.GFP_NOMEMALLOC, PF, False, False),
+    (V, 0, None, False, False),
+    (GM, G.GFP_MEMALLOC, 0, False, True),
+    (GM, G.GFP_MEMALLOC, 0, True, True),
+    (GM, G.GFP_MEMALLOC, None, True, True),
+    (GM, G.GFP_MEMALLOC | G.GFP_NOMEMALLOC, 0, False, False),
+    (GM, G.GFP_MEMALLOC | G.GFP_NOMEMALLOC, PF, False, False),
+    (GM, 0, PF, True, False),
+    (GM, 0, PF, False, True),
+    (SM, 0, PF, True, True),
+    (SM, 0, 0, True, False),
+    (SM, 0, None, True, False),
+    (SM, G.GFP_NOMEMALLOC, PF, True, False),
+    (SM, G.GFP_ATOMIC, PF, False, True),
+    (SM, G.GFP_KERNEL, 0, False, False),
+]
+
+
+@pytest.fixture(scope="module")
+def sims_by_switches(pm):
+    return {sw: make_sim(pm, sw) for sw in (V, GM, SM)}
+
+
+@pytest.mark.parametrize("switches,gfp,pf,softirq,allowed", TRUTH)
+def test_pfmemalloc_allowed(sims_by_switches, switches, gfp, pf, softirq, allowed):
+    mm = sims_by_switches[switches].mm
+    task = None if pf is None else Task(pid=1, comm="t", flags=pf)
+    ctx = AllocContext(task=task, softirq=softirq)
+    assert mm.pfmemalloc_allowed(gfp, ctx) is allowed
+    # gfp_to_alloc_flags() sets ALLOC_NO_WATERMARKS exactly then
+    assert bool(mm.alloc_flags(gfp, ctx) & G.ALLOC_NO_WATERMARKS) is allowed
+
+
+def test_alloc_flags_of_3_6(sims_by_switches):
+    mm = sims_by_switches[V].mm
+    ctx = AllocContext(task=Task(pid=1, comm="t"))
+    assert mm.alloc_flags(G.GFP_KERNEL, ctx) == G.ALLOC_WMARK_MIN | G.ALLOC_CPUSET
+    assert mm.alloc_flags(G.GFP_ATOMIC, ctx) == G.ALLOC_WMARK_MIN | G.ALLOC_HIGH | G.ALLOC_HARDER
+    assert mm.alloc_flags(G.GFP_NOWAIT, ctx) == G.ALLOC_HARDER
+    assert mm.alloc_flags(G.GFP_ATOMIC | G.GFP_NOMEMALLOC, ctx) == G.ALLOC_HIGH
+
+
+# -- (d) direct-reclaim throttling (patch 15, strategy pfmemalloc-half) --------------------
+
+# Σ MIN over DMA and DMA32 = 62 + 193 = 255; throttled while free ≤ 255 // 2 = 127
+RESERVE = DMA_WMARKS[0] + DMA32_WMARKS[0]
+
+
+def throttling_sim(pm, patches=("throttle", "throttle-stat"), free=100):
+    sim = make_sim(pm, patches)
+    zs = zones_by_name(sim)
+    set_free(zs["DMA"], 0)
+    set_free(zs["DMA32"], free)
+    return sim, zs["DMA32"], sim.mm.nodes[0]
+
+
+def reclaimer(sim, task, gfp, done):
+    yield from sim.mm.reclaim.try_to_free_pages(task, gfp, 0)
+    done.append(sim.env.now)
+
+
+def at(env, when, fn):
+    yield env.timeout(when - env.now)
+    fn()
+
+
+def test_the_throttle_threshold_is_half_the_min_sum(pm):
+    assert RESERVE == 255
+    sim, dma32, node = throttling_sim(pm, free=127)
+    assert node.pfmemalloc_reserve() == (127, 255)
+    assert sim.throttle.name == "pfmemalloc-half"
+    assert sim.throttle.watermark_ok(node) is False
+    set_free(dma32, 128)
+    assert sim.throttle.watermark_ok(node) is True
+
+
+def test_a_user_task_waits_until_kswapd_finds_free_pages_raised(pm):
+    sim, dma32, node = throttling_sim(pm)
+    env, ev = sim.env, sim.vmstat.ev
+    task = Task(pid=1, comm="usemem-0")
+    done: list[float] = []
+    env.process(reclaimer(sim, task, G.GFP_HIGHUSER_MOVABLE, done))
+    env.run(until=100.0)  # __GFP_FS: no timeout at all
+    assert (task.state, task.state_since) == ("throttled", 0.0)
+    assert len(node.pfmemalloc_wait) == 1
+    assert ev["allocstall"] == 0 and not done  # never got to direct reclaim
+    assert ev["pgscan_direct_throttle"] == 1
+    # kswapd's pass does not wake anyone while free is still low
+    sim.throttle.kswapd_pass(node)
+    env.run(until=101.0)
+    assert task.state == "throttled" and len(node.pfmemalloc_wait) == 1
+    # free raised above the threshold; the next kswapd pass wakes the task
+    set_free(dma32, 200)
+    env.process(at(env, 102.0, lambda: sim.throttle.kswapd_pass(node)))
+    env.run(until=101.9)
+    assert task.state == "throttled"  # raising free alone wakes nobody
+    env.run(until=103.0)
+    assert len(node.pfmemalloc_wait) == 0
+    assert ev["allocstall"] == 1
+    assert done and 102.0 <= done[0] < 103.0
+    assert task.state == "running"
+    assert sim.throttle.throttled_time == pytest.approx(102.0)
+    assert ev["pgscan_direct_throttle"] == 1
+
+
+def test_a_kernel_thread_is_never_throttled(pm):
+    sim, dma32, node = throttling_sim(pm)
+    env, ev = sim.env, sim.vmstat.ev
+    kthread = Task(pid=2, comm="nbd0", flags=G.PF_KTHREAD, kthread=True)
+    done: list[float] = []
+    env.process(reclaimer(sim, kthread, G.GFP_NOIO, done))
+    env.run(until=0.0)
+    assert ev["allocstall"] == 1
+    assert len(node.pfmemalloc_wait) == 0
+    assert ev["pgscan_direct_throttle"] == 0
+    env.run(until=1.0)
+    assert done and done[0] < 1.0
+
+
+def test_without_gfp_fs_the_wait_ends_after_one_second(pm):
+    sim, dma32, node = throttling_sim(pm)
+    env, ev = sim.env, sim.vmstat.ev
+    task = Task(pid=1, comm="writer")
+    done: list[float] = []
+    env.process(reclaimer(sim, task, G.GFP_NOFS, done))
+    env.run(until=0.999)
+    assert task.state == "throttled" and ev["allocstall"] == 0
+    env.run(until=1.0)
+    assert ev["allocstall"] == 1  # gave up waiting and went on into direct reclaim
+    assert len(node.pfmemalloc_wait) == 0
+    assert sim.throttle.throttled_time == pytest.approx(1.0)
+    env.run(until=2.0)
+    assert done and 1.0 <= done[0] < 2.0
+
+
+def test_pgscan_direct_throttle_exists_only_with_throttle_stat(pm):
+    sim, dma32, node = throttling_sim(pm, patches=("throttle",))
+    env, ev = sim.env, sim.vmstat.ev
+    task = Task(pid=1, comm="usemem-0")
+    env.process(reclaimer(sim, task, G.GFP_HIGHUSER_MOVABLE, []))
+    env.run(until=5.0)
+    assert task.state == "throttled"  # the throttle works without patch 16 …
+    assert "pgscan_direct_throttle" not in ev  # … but is not counted
+    assert "pgscan_direct_throttle" not in sim.vmstat_snapshot()
+
+
+def test_without_the_throttle_switch_nobody_waits(pm):
+    sim, dma32, node = throttling_sim(pm, patches=())
+    env, ev = sim.env, sim.vmstat.ev
+    assert sim.throttle.name == "none"
+    task = Task(pid=1, comm="usemem-0")
+    env.process(reclaimer(sim, task, G.GFP_HIGHUSER_MOVABLE, []))
+    env.run(until=0.0)
+    assert ev["allocstall"] == 1
+    assert task.state != "throttled"
+    assert len(node.pfmemalloc_wait) == 0
+
+
+# -- (e) the block layer's request queue --------------------------------------------------
+
+@pytest.mark.parametrize("nr_requests,on,off", [(128, 113, 103), (64, 57, 51), (32, 29, 25)])
+def test_congestion_thresholds(pm, nr_requests, on, off):
+    """blk_queue_congestion_threshold(): on = nr - nr/8 + 1, off = nr - nr/8 - nr/16 - 1."""
+    q = RequestQueue(make_sim(pm), "test", nr_requests=nr_requests)
+    assert (q.on_threshold, q.off_threshold) == (on, off)
+
+
+def capture_queue(sim, nr_requests=128, max_pages=128):
+    q = RequestQueue(sim, "test", nr_requests=nr_requests, max_pages=max_pages)
+    dispatched: list = []
+    q.dispatch = dispatched.append
+    return q, dispatched
+
+
+def submit_singles(q, task, n, states, done):
+    """n one-page requests (slots 0, 2, 4, … never merge)."""
+    for i in range(n):
+        yield from q.submit(task, WRITE, np.array([2 * i], dtype=np.int32),
+                            np.array([i], dtype=np.int32), done.append)
+        states.append((q.count, q.congested))
+
+
+def test_queue_congests_at_113_and_clears_below_103(pm):
+    sim = make_sim(pm)
+    env = sim.env
+    q, dispatched = capture_queue(sim)
+    states: list = []
+    done: list = []
+    env.process(submit_singles(q, Task(pid=1, comm="kswapd0"), 113, states, done))
+    env.run()
+    assert states[111] == (112, False)
+    assert states[112] == (113, True)
+    woken: list = []
+
+    def congestion_waiter():
+        woken.append((yield q.congestion_wait.wait(10.0)))
+        woken.append(env.now)
+    env.process(congestion_waiter())
+    env.run(until=1.0)
+    assert not woken
+    for k in range(10):  # 113 → 103: still congested
+        q.complete(dispatched[k])
+    assert (q.count, q.congested) == (103, True)
+    env.run(until=2.0)
+    assert not woken
+    q.complete(dispatched[10])  # 102 < 103
+    assert (q.count, q.congested) == (102, False)
+    env.run(until=3.0)
+    assert woken == [True, 2.0]  # woken, not timed out
+    assert len(done) == 11 and q.completed[WRITE] == 11
+
+
+def test_a_submitter_blocks_while_128_requests_are_allocated(pm):
+    sim = make_sim(pm)
+    env = sim.env
+    q, dispatched = capture_queue(sim)
+    task = Task(pid=1, comm="kswapd0")
+    states: list = []
+    proc = env.process(submit_singles(q, task, 130, states, []))
+    env.run(until=1.0)
+    assert q.count == 128 and len(dispatched) == 128
+    assert task.state == "blk_request_wait"
+    assert len(q.request_wait) == 1 and not proc.triggered
+    q.complete(dispatched[0])
+    env.run(until=2.0)
+    assert q.count == 128 and len(dispatched) == 129  # one freed, one taken
+    assert not proc.triggered
+    q.complete(dispatched[1])
+    env.run(until=3.0)
+    assert len(dispatched) == 130 and q.count == 128
+    assert proc.triggered
+    assert [r.slots[0] for r in dispatched] == [2 * i for i in range(130)]
+
+
+def test_submit_splits_into_contiguous_requests_of_at_most_max_pages(pm):
+    sim = make_sim(pm)
+    q, dispatched = capture_queue(sim, max_pages=128)
+    slots = np.concatenate([np.arange(0, 300), np.arange(1000, 1003), [2000]]).astype(np.int32)
+    pages = np.arange(len(slots), dtype=np.int32)
+    sim.env.process(q.submit(None, WRITE, slots, pages, lambda r: None))
+    sim.env.run()
+    assert [len(r.slots) for r in dispatched] == [128, 128, 44, 3, 1]
+    assert [int(r.slots[0]) for r in dispatched] == [0, 128, 256, 1000, 2000]
+    assert np.array_equal(np.concatenate([r.pages for r in dispatched]), pages)
+    assert [r.nbytes for r in dispatched][-2:] == [3 * 4096, 4096]
+
+
+# -- (f) LRU page queues --------------------------------------------------------------------
+
+def drain(q: PageQueue) -> tuple[list[int], list[int]]:
+    pages, seqs = q.pop(len(q))
+    return pages.tolist(), seqs.tolist()
+
+
+def test_page_queue_is_fifo_head_in_tail_out():
+    q = PageQueue()
+    q.push(np.array([1, 2, 3]), np.array([10, 20, 30]))
+    q.push(np.array([4, 5]), np.array([40, 50]))
+    assert len(q) == 5
+    pages, seqs = q.pop(2)
+    assert (pages.tolist(), seqs.tolist()) == ([1, 2], [10, 20])
+    assert drain(q) == ([3, 4, 5], [30, 40, 50])
+    assert len(q) == 0
+    assert q.pop(4)[0].tolist() == []
+
+
+def test_push_tail_moves_pages_to_the_tail_one_by_one():
+    """rotate_reclaimable_page(): list_move_tail() per page, in the order given,
+    so the last page given ends nearest the tail and is reclaimed first."""
+    q = PageQueue()
+    q.push(np.array([1, 2, 3]), np.array([1, 2, 3]))
+    q.push_tail(np.array([9, 8]), np.array([90, 80]))
+    assert drain(q) == ([8, 9, 1, 2, 3], [80, 90, 1, 2, 3])
+
+
+def test_page_queue_wraps_and_grows_in_order():
+    q = PageQueue(16)
+    q.push(np.arange(10), np.arange(10))
+    assert q.pop(8)[0].tolist() == list(range(8))
+    q.push(np.arange(100, 112), np.arange(100, 112))   # wraps around the ring
+    q.push_tail(np.arange(200, 205), np.arange(200, 205))  # grows while wrapped
+    assert len(q) == 2 + 12 + 5
+    assert drain(q)[0] == list(range(204, 199, -1)) + [8, 9] + list(range(100, 112))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["push", "push_tail", "pop"]),
+                          st.integers(min_value=0, max_value=40)), max_size=40))
+def test_page_queue_matches_a_deque(ops):
+    q = PageQueue(16)
+    ref: deque[int] = deque()  # left end = tail (next to pop)
+    next_id = 0
+    for op, k in ops:
+        if op == "pop":
+            pages, seqs = q.pop(k)
+            want = [ref.popleft() for _ in range(min(k, len(ref)))]
+            assert pages.tolist() == want and seqs.tolist() == [-p for p in want]
+        else:
+            ids = np.arange(next_id, next_id + k)
+            next_id += k
+            if op == "push":
+                q.push(ids, -ids)
+                ref.extend(ids.tolist())
+            else:
+                q.push_tail(ids, -ids)
+                ref.extendleft(ids.tolist())  # list_move_tail one by one: last given is next
+        assert len(q) == len(ref)
+    assert drain(q)[0] == list(ref)
+
+
+def test_stale_entries_are_told_apart_by_lru_seq():
+    ps = PageState(8)
+    q = PageQueue()
+    first = np.array([0, 1, 2, 3, 4], dtype=np.int32)
+    q.push(first, ps.new_seqs(first))
+    again = np.array([2], dtype=np.int32)
+    q.push(again, ps.new_seqs(again))  # page 2 moved to the head: its old entry is stale
+    ps.lru_seq[3] = -1                 # page 3 left the list
+    pages, seqs = q.pop(len(q))
+    assert pages.tolist() == [0, 1, 2, 3, 4, 2]  # the queue itself keeps stale entries
+    live = pages[ps.lru_seq[pages] == seqs]
+    assert live.tolist() == [0, 1, 4, 2]
+
+
+def test_reclaim_isolates_live_pages_only(pm):
+    """lru_add / _lru_del on a real zone, then reclaim's isolation from the tail."""
+    sim = make_sim(pm)
+    mm = sim.mm
+    zone = zones_by_name(sim)["DMA32"]
+    ps = mm.pages
+    pages = np.arange(10, dtype=np.int32)
+    ps.zone[pages] = zone.gid
+    mm.lru_add(pages, active=False)
+    assert (zone.nr_inactive, len(zone.inactive)) == (10, 10)
+    mm._lru_del(np.array([1, 3, 5], dtype=np.int32))
+    mm.lru_add(np.array([3], dtype=np.int32), active=False)  # back, at the head
+    assert zone.nr_inactive == 8 and len(zone.inactive) == 11
+    got = mm.reclaim._isolate(zone.inactive, 4)
+    assert got.tolist() == [0, 2, 4, 6]
+    got = mm.reclaim._isolate(zone.inactive, 32)
+    assert got.tolist() == [7, 8, 9, 3]
+    assert len(zone.inactive) == 0
