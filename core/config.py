@@ -105,7 +105,7 @@ class MachineConfig:
     watermark_scale_factor: int = field(default=10, validator=_positive)
     #: Clean page cache at the start (binaries, libraries, scripts of a freshly
     #: booted test machine), as a fraction of RAM: reclaimable without I/O.
-    page_cache: float = field(default=0.05, validator=_non_negative)
+    page_cache: float = field(default=0.0, validator=_non_negative)
     #: sysctl vm.lowmem_reserve_ratio for DMA, DMA32, Normal.
     lowmem_reserve_ratio: tuple[int, int, int] = field(default=(256, 256, 32))
 
