@@ -156,7 +156,7 @@ class WorkloadConfig:
 
 @frozen(kw_only=True)
 class SimConfig:
-    seed: int = 1
+    seed: int = field(default=1, validator=_non_negative)
     #: No workload progress for this long ends the arm with outcome "lockup".
     lockup_after: Seconds = field(default=Seconds(120.0), validator=_positive)
     #: Hard cap on simulated time; reaching it ends the arm with outcome "error".

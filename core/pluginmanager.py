@@ -116,7 +116,9 @@ class SwapsimPluginManager(pluggy.PluginManager):
             reg = Registry(kind, key)
             caller = getattr(self.hook, hook)
             for impl in caller.get_hookimpls():
-                impl.function(register=Register(reg, impl.plugin_name))
+                if impl.hookwrapper or getattr(impl, "wrapper", False):
+                    continue
+                impl.function(**{a: Register(reg, impl.plugin_name) for a in impl.argnames})
             regs[attr] = reg
         return regs
 

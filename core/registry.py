@@ -53,7 +53,7 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "none"
+            known = ", ".join(sorted(self._entries)) or "nothing is registered"
             raise RegistryError(f"{self.config_key}: unknown {self.kind} {name!r} "
                                 f"(available: {known})") from None
 

@@ -14,14 +14,14 @@ import numpy as np
 import structlog
 
 from . import __version__
-from .config import Config, structure_options, unstructure
+from .config import Config, ConfigError, structure_options, unstructure
 from .cpu import Cpus, Task
 from .engine import Environment, Event
 from .mm import gfp as G
 from .mm.memory import MM, OutOfMemory, SwapIOError
 from .mm.vmscan import Reclaim
 from .observe import Observer
-from .pluginmanager import PluginError, SwapsimPluginManager
+from .pluginmanager import REGISTRIES, PluginError, SwapsimPluginManager
 from .results import RunResult
 from .vmstat import VmStat, format_vmstat
 
@@ -46,8 +46,11 @@ class Simulation:
         self.patches = frozenset(config.kernel.patches)
         problems = [p for ps in pm.hook.swapsim_check_config(config=config) if ps for p in ps]
         if problems:
-            from .config import ConfigError
             raise ConfigError(problems)
+        known = {n for reg in REGISTRIES for n in pm.registry(reg).names()}
+        unknown = sorted(set(config.plugin) - known)
+        if unknown:
+            raise ConfigError([f"plugin.{n}: no plugin implementation is named {n!r}" for n in unknown])
         self.cpus = Cpus(self.env, config.machine.cpus, config.cost.timeslice)
         self.vmstat = VmStat(("DMA", "DMA32", "Normal", "Movable"),
                              throttle_stat="throttle-stat" in self.patches)
@@ -79,7 +82,6 @@ class Simulation:
         options = (structure_options(self.config, name, entry.options)
                    if entry.options is not None else None)
         if not entry.options and name in self.config.plugin:
-            from .config import ConfigError
             raise ConfigError([f"plugin.{name}: {name!r} takes no options"])
         try:
             if slab:
@@ -88,7 +90,7 @@ class Simulation:
                                      slab_pfmemalloc="slab-pfmemalloc" in self.patches,
                                      memalloc_socks=self.memalloc_socks, options=options)
             return entry.factory(self, options)
-        except (PluginError, ValueError):
+        except (PluginError, ConfigError):
             raise
         except Exception as exc:
             raise PluginError(f"{entry.plugin}: building {name!r} failed: "
@@ -253,7 +255,9 @@ class Simulation:
         end = self.finish_time if self.finish_time is not None else self.env.now
         extra = {}
         for impl in self.pm.hook.swapsim_result_extra.get_hookimpls():
-            data = impl.function(sim=self)
+            if impl.hookwrapper or getattr(impl, "wrapper", False):
+                continue
+            data = impl.function(**{a: self for a in impl.argnames})
             if data:
                 extra[impl.plugin_name] = data
         slab = ([{"name": c.name, "object_size": c.object_size, "active_objs": c.active_objs,

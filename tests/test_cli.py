@@ -253,25 +253,18 @@ def test_errors_of_a_real_process(tmp_path):
         assert_one_error_line(proc.stderr, *needles)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: SimConfig.seed has no validator; a negative "
-                                       "seed reaches numpy.random.SeedSequence (ValueError, "
-                                       "traceback, exit 1)")
 def test_a_negative_seed_is_bad_input(monkeypatch, capsys):
     status, out, err = run_main(monkeypatch, capsys, *RUN_SMALL, "--seed", "-1")
     assert status == 2
     assert_one_error_line(err, "sim.seed")
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: [plugin.<name>] tables for names no registry "
-                                       "knows are silently ignored")
 def test_an_options_table_for_an_unknown_plugin_is_bad_input(monkeypatch, capsys):
     status, out, err = run_main(monkeypatch, capsys, *RUN_SMALL, "--set", "plugin.nope.x=1")
     assert status == 2
     assert_one_error_line(err, "plugin.nope")
 
 
-@pytest.mark.xfail(strict=True, reason="plugin bug: DiskOptions' validator raises a plain "
-                                       "ValueError, so the error does not name the field")
 def test_a_bad_plugin_option_names_its_key(monkeypatch, capsys):
     status, out, err = run_main(monkeypatch, capsys, *RUN_SMALL,
                                 "--set", "plugin.disk.nr_requests=0")
@@ -303,8 +296,6 @@ def test_plugins_json_lists_the_builtins():
     assert "scenario:disk-usemem" in infos["scenarios"]["provides"]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: plugins_cmd singularises with "
-                                       "attr.rstrip('s'): 'throttle_strategie:…'")
 def test_plugins_json_names_what_throttle_provides():
     infos = {p["name"]: p for p in json.loads(invoke("plugins", "--json").stdout)}
     assert "throttle_strategy:pfmemalloc-half" in infos["throttle"]["provides"]

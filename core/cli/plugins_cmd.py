@@ -12,6 +12,10 @@ from ..pluginmanager import REGISTRIES
 from .app import app, plugin_manager
 
 
+def _singular(attr: str) -> str:
+    return attr[:-3] + "y" if attr.endswith("ies") else attr[:-1]
+
+
 @app.command("plugins")
 def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List plugins: name, distribution, version, hooks, and what they register."""
@@ -19,7 +23,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -
     provides: dict[str, list[str]] = {}
     for attr in REGISTRIES:
         for entry in pm.registry(attr).entries():
-            provides.setdefault(entry.plugin, []).append(f"{attr.rstrip('s')}:{entry.name}")
+            provides.setdefault(entry.plugin, []).append(f"{_singular(attr)}:{entry.name}")
     infos = pm.plugin_infos()
     if as_json:
         typer.echo(json.dumps([dict(i.to_dict(), provides=provides.get(i.name, []))

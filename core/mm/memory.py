@@ -17,7 +17,7 @@ from ..block import READ
 from ..engine import Event, WaitQueue
 from ..slab import AllocContext
 from . import gfp as G
-from .pages import (PG_DIRTY, PG_LOCKED, PG_LRU, PG_PRESENT, PG_REFERENCED, PG_RESIDENT,
+from .pages import (PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_REFERENCED, PG_RESIDENT,
                     PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue, PageState)
 from .swapfile import SwapArea
 from .zone import (MAX_NR_ZONES, PAGE_SHIFT, ZONE_NAMES, ZONE_NORMAL, Zone,
@@ -315,34 +315,37 @@ class MM:
         """Sleep until the swap device leaves congestion, or ``timeout``."""
         yield self.transport.queue.congestion_wait.wait(timeout)
 
-    def alloc_bulk(self, task: "Task", gfp: int, n: int) -> Generator[Event, Any, list[tuple[int, int]]]:
-        """``n`` order-0 pages for ``task``: [(zone id, count), …].
+    def alloc_bulk(self, task: "Task", gfp: int, n: int, least: int | None = None
+                   ) -> Generator[Event, Any, list[tuple[int, int]]]:
+        """Order-0 pages for ``task``: [(zone id, count), …], at least ``least`` (default n).
 
-        The kernel allocates fault pages one at a time; the model takes the
-        whole batch (≤ 32 zero-fill pages or one readahead block) in one call
-        with the same per-page watermark arithmetic, sleeping in direct
-        reclaim until every page is had.
+        The kernel allocates one page per call.  The model takes a batch in
+        one call while the fast path (LOW) allows, which is the same
+        arithmetic; in the slow path it takes one page per round, like the
+        kernel, so that pages freed by one direct reclaimer stay free for
+        the other allocators (nbd0 among them) instead of being swallowed by
+        a batch.  Returns once ``least`` pages are had.
         """
+        least = n if least is None else least
         zl = self.zonelist(task)
         out: list[tuple[int, int]] = []
         got = self._take_bulk(zl, n, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET, out)
         ctx = None
-        while got < n:
+        while got < least:
             if ctx is None:
                 ctx = AllocContext(task=task)
             self.wake_all_kswapd(zl, 0)
             af = self.alloc_flags(gfp, ctx)
-            got += self._take_bulk(zl, n - got, af & ~G.ALLOC_NO_WATERMARKS, out)
-            if got == n:
-                break
-            if af & G.ALLOC_NO_WATERMARKS:
-                got += self._take_bulk(zl, n - got, af, out)
-                if got == n:
-                    break
+            if self._take_bulk(zl, 1, af & ~G.ALLOC_NO_WATERMARKS, out) or (
+                    af & G.ALLOC_NO_WATERMARKS and self._take_bulk(zl, 1, af, out)):
+                got += 1
+                if got < least:  # the rest: fast path first, as the next call would
+                    got += self._take_bulk(zl, least - got, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET, out)
+                continue
             progress = yield from self.reclaim.try_to_free_pages(task, gfp, 0)
-            got += self._take_bulk(zl, n - got, af & ~G.ALLOC_NO_WATERMARKS, out)
-            if got == n:
-                break
+            if self._take_bulk(zl, 1, af & ~G.ALLOC_NO_WATERMARKS, out):
+                got += 1
+                continue
             yield from self._no_progress(task, gfp, progress)
         return out
 
@@ -450,7 +453,8 @@ class MM:
         k = int(fresh[0]) if len(fresh) else len(f)
         assert k > 0, f"page {i} lost: neither resident, in swap, nor new"
         task.set_state("fault", self.env.now)
-        chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, k)
+        chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, k, least=1)
+        k = sum(c for _, c in chunks)
         # while we slept nobody else could fault our private pages in
         pages = np.arange(i, i + k, dtype=np.int32)
         self._place(pages, chunks)
@@ -570,6 +574,7 @@ class MM:
             self._read_failed = dict.fromkeys(pages.tolist(), True)
             return
         ps.flags[pages] &= ~PG_LOCKED
+        self.release_orphans(pages)
 
     def _free_frames(self, pages: np.ndarray) -> None:
         """Give the frames of ``pages`` back to their zones (they must be off the LRU)."""
@@ -600,7 +605,23 @@ class MM:
         self.swap.release(ps.slot[swapped])
         ps.slot[swapped] = -1
         ps.flags[pages[~busy]] = 0
-        ps.flags[pages[busy]] &= ~PG_PRESENT
+        # free_swap_and_cache() cannot take a page under I/O: it stays in the
+        # swap cache until the I/O ends, then goes (see release_orphans)
+        ps.flags[pages[busy]] = (ps.flags[pages[busy]] & ~PG_PRESENT) | PG_ORPHAN
+
+    def release_orphans(self, pages: np.ndarray) -> None:
+        """I/O ended on pages whose process has exited: free frame and slot."""
+        ps = self.pages
+        orphans = pages[(ps.flags[pages] & (PG_ORPHAN | PG_WRITEBACK | PG_LOCKED)) == PG_ORPHAN]
+        if not len(orphans):
+            return
+        resident = orphans[(ps.flags[orphans] & PG_RESIDENT) != 0]
+        self._lru_del(resident)
+        self._free_frames(resident)
+        self.swap.release(ps.slot[orphans])
+        ps.slot[orphans] = -1
+        ps.zone[orphans] = -1
+        ps.flags[orphans] = 0
 
     def _lru_del(self, pages: np.ndarray) -> None:
         """Take pages off their LRU lists (their queue entries go stale)."""

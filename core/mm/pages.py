@@ -22,6 +22,7 @@ PG_LRU = np.uint16(0x080)
 PG_LOCKED = np.uint16(0x100)      # read I/O in flight
 PG_RECLAIM = np.uint16(0x200)     # rotate to the inactive tail when writeback ends
 PG_TOUCHED = np.uint16(0x400)     # has ever been faulted in (not a zero page)
+PG_ORPHAN = np.uint16(0x800)      # its process exited while the page was under I/O
 
 
 class PageQueue:
@@ -84,7 +85,7 @@ class PageQueue:
         mask = len(self.buf) - 1
         start = (self.tail - k) & mask
         idx = (np.arange(k) + start) & mask
-        # the first page given ends up nearest the tail
+        # like list_move_tail() page by page: the last page given ends up nearest the tail
         self.buf[idx] = pages[::-1]
         self.sq[idx] = seqs[::-1]
         self.tail = start

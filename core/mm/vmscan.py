@@ -197,7 +197,9 @@ class Reclaim:
         if req.error:
             # re-dirty so that the page is not reclaimed; it is written again later
             flags[pages] = (flags[pages] | PG_DIRTY) & ~PG_RECLAIM
+            mm.release_orphans(pages)
             return
+        mm.release_orphans(pages)
         f = flags[pages]
         rotate = pages[(f & (PG_RECLAIM | PG_DIRTY | PG_LRU | PG_ACTIVE)) == (PG_RECLAIM | PG_LRU)]
         flags[pages] &= ~PG_RECLAIM

@@ -26,7 +26,7 @@ from typing import Any, Generator
 from attrs import field, frozen
 
 from swapsim.block import READ, WRITE, EIO, Request, SwapTransport
-from swapsim.config import Bytes, Seconds
+from swapsim.config import Bytes, FieldError, Seconds
 from swapsim.engine import Event, WaitQueue
 from swapsim.hookspecs import hookimpl
 from swapsim.mm import gfp as G
@@ -39,7 +39,7 @@ REPLY_HEADER = 16
 
 def _positive(inst: Any, attribute: Any, value: Any) -> None:
     if value <= 0:
-        raise ValueError(f"must be > 0, got {value}")
+        raise FieldError(attribute.name, f"must be > 0, got {value}")
 
 
 @frozen(kw_only=True)

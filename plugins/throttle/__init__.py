@@ -24,7 +24,7 @@ from typing import Any, Generator
 
 from attrs import field, frozen
 
-from swapsim.config import Seconds
+from swapsim.config import FieldError, Seconds
 from swapsim.engine import Event
 from swapsim.hookspecs import hookimpl
 from swapsim.mm import gfp as G
@@ -43,13 +43,11 @@ class FractionOptions:
     @fraction.validator
     def _check(self, attribute: Any, value: float) -> None:
         if not 0.0 < value <= 1.0:
-            raise ValueError(f"must be in (0, 1], got {value}")
+            raise FieldError(attribute.name, f"must be in (0, 1], got {value}")
 
 
 @frozen(kw_only=True)
-class BoundedOptions:
-    fraction: float = 0.5
-    timeout_nofs: Seconds = Seconds(1.0)
+class BoundedOptions(FractionOptions):
     timeout_fs: Seconds = Seconds(0.1)
 
 
