@@ -224,6 +224,10 @@ class NetConfig:
     rto_min: Seconds = field(default=Seconds(0.2), validator=_positive)
     rto_max: Seconds = field(default=Seconds(120.0), validator=_positive)
     max_retries: int = field(default=15, validator=_positive)
+    #: network traffic before the workload starts (boot, login, the NBD
+    #: handshake), in packets each way: it leaves the slab caches as warm as
+    #: each allocator's retention rules allow
+    warmup_packets: int = field(default=1024, validator=_non_negative)
     #: unrelated traffic competing for rx buffers: packets per second …
     background_rate: float = field(default=0.0, validator=_non_negative)
     background_size: int = field(default=1448, validator=_positive)

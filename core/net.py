@@ -422,10 +422,38 @@ class NetStack:
 
     def start(self) -> None:
         self.nic.fill()
+        self.warm_up(self.cfg.warmup_packets)
         cfg = self.cfg
         if cfg.background_rate > 0:
             self.bg_sock = Socket("background", cfg.background_protocol, cfg.background_rcvbuf)
             self.env.process(self._background(), name="background-traffic")
+
+    def warm_up(self, packets: int) -> None:
+        """Traffic before the test: ``packets`` rx buffers and as many tx skbs
+        (data + fclone head) allocated, then freed, spread over the CPUs.
+        Whatever each slab allocator keeps of them is its warm cache."""
+        sim = self.sim
+        ncpus = sim.config.machine.cpus
+        ctxs = [AllocContext(task=None, softirq=True, cpu=c) for c in range(ncpus)]
+        size = self.cfg.rx_buffer_size
+        data = sim.kmem_cache(f"kmalloc-{size}", size)
+        fclone = sim.kmem_cache("skbuff_fclone_cache", 512)
+        held: list[tuple[Any, AllocContext]] = []
+        tx: list[tuple[int, int, AllocContext]] = []
+        for i in range(packets):
+            ctx = ctxs[i % ncpus]
+            buf = self.rx.alloc(G.GFP_ATOMIC, ctx)
+            if buf is not None:
+                held.append((buf, ctx))
+            d = self.slab.alloc(data, G.GFP_KERNEL, ctx)
+            h = self.slab.alloc(fclone, G.GFP_KERNEL, ctx)
+            if d >= 0 and h >= 0:
+                tx.append((d, h, ctx))
+        for buf, ctx in held:
+            self.rx.free(buf, ctx)
+        for d, h, ctx in tx:
+            self.slab.free(data, d, ctx)
+            self.slab.free(fclone, h, ctx)
 
     def rx_gfp(self) -> int:
         """__netdev_alloc_skb(): GFP_ATOMIC, plus __GFP_MEMALLOC while memalloc sockets exist."""

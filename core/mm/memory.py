@@ -294,22 +294,25 @@ class MM:
         if not progress and gfp & G.GFP_FS and not self.io_in_flight():
             raise OutOfMemory(f"{task.comm}: no reclaim progress and no I/O in flight")
         task.set_state("alloc_retry", self.env.now)
-        yield from self.wait_iff_congested(0.02)
+        yield from self.wait_iff_congested(0.02, self.zonelist(task)[0])
 
     def io_in_flight(self) -> bool:
         return self.nr_writeback > 0 or self.nr_reading > 0
 
-    def wait_iff_congested(self, timeout: float) -> Generator[Event, Any, None]:
-        """Sleep up to ``timeout`` if the swap device is congested, else a jiffy.
+    def wait_iff_congested(self, timeout: float, zone: Zone | None = None,
+                           min_sleep: float = JIFFY) -> Generator[Event, Any, None]:
+        """Sleep up to ``timeout`` if the swap device is congested and kswapd
+        flagged ``zone`` ZONE_CONGESTED (any zone when None); else only
+        cond_resched().
 
-        The kernel only calls cond_resched() when uncongested; the model waits
-        one jiffy so that a retry loop always lets simulated time pass.
+        ``min_sleep`` (one jiffy) keeps an allocation retry loop from spinning
+        at one instant of simulated time; batch-level callers pass 0.
         """
         q = self.transport.queue
-        if q.congested:
+        if q.congested and (zone is None or zone.congested):
             yield q.congestion_wait.wait(timeout)
-        else:
-            yield self.env.timeout(JIFFY)
+        elif min_sleep:
+            yield self.env.timeout(min_sleep)
 
     def congestion_wait(self, timeout: float) -> Generator[Event, Any, None]:
         """Sleep until the swap device leaves congestion, or ``timeout``."""

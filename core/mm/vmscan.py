@@ -255,9 +255,11 @@ class Reclaim:
             if writes is not None and len(writes):
                 yield from queue.submit(task, WRITE, self.mm.pages.slot[writes].copy(), writes,
                                         self.write_done)
+            if writes is not None and len(writes) and sc.kswapd and queue.congested:
+                zone.congested = True   # ZONE_CONGESTED
             if writes is not None and n and nr_wb and nr_wb >= (scanned >> (DEF_PRIORITY - prio)):
                 # shrink_inactive_list(): many pages under writeback, wait if congested
-                yield from self.mm.wait_iff_congested(0.1)
+                yield from self.mm.wait_iff_congested(0.1, zone, min_sleep=0)
             if not sc.kswapd and sc.nr_reclaimed >= sc.nr_to_reclaim and prio < DEF_PRIORITY:
                 break
         if self.inactive_is_low(zone):
@@ -293,7 +295,7 @@ class Reclaim:
                 if sc.nr_reclaimed >= sc.nr_to_reclaim:
                     break
                 if prio < DEF_PRIORITY - 2 and sc.nr_scanned:
-                    yield from mm.wait_iff_congested(0.1)
+                    yield from mm.wait_iff_congested(0.1, zonelist[0], min_sleep=0)
             if not total_scanned:
                 yield self.env.timeout(0.004)  # cond_resched(): let others run
         finally:
@@ -375,8 +377,11 @@ class Reclaim:
                         reclaimable = z.nr_active + z.nr_inactive
                         if z.pages_scanned >= 6 * max(reclaimable, 1):
                             z.all_unreclaimable = True
-                    if not self.zone_balanced(z) and not z.watermark_ok(0, z.min, 0, 0):
-                        under_min = True
+                    if not self.zone_balanced(z):
+                        if not z.watermark_ok(0, z.min, 0, 0):
+                            under_min = True
+                    else:
+                        z.congested = False
                 self.throttle.kswapd_pass(node)
                 if all(self.zone_balanced(z) for z in node.zones):
                     all_ok = True

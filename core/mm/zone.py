@@ -85,6 +85,8 @@ class Zone:
     nr_active: int = 0
     #: clean, unmapped file pages (counted, not tracked per page)
     nr_file: int = 0
+    #: ZONE_CONGESTED: kswapd met dirty pages it could not write quickly
+    congested: bool = False
 
     @property
     def name(self) -> str:
