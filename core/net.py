@@ -186,7 +186,54 @@ class Nic:
             self.napi_scheduled = False
 
 
-class TcpFlow:
+class _RetransmitTimer:
+    """The sender's retransmission timer: RTO from ``rto_min`` doubling to
+    ``rto_max``, reset after ``max_retries`` expiries without progress."""
+
+    def _init_timer(self, net: "NetStack", on_reset: Callable[[], None]) -> None:
+        self.rto = net.cfg.rto_min
+        self.retries = 0
+        self.timer: Any = None
+        self.reset = False
+        self.on_reset = on_reset
+
+    def _arm(self) -> None:
+        token = object()
+        self.timer = token
+        self.env.call_later(self.rto, lambda: self._expired(token))
+
+    def _expired(self, token: object) -> None:
+        if self.timer is not token or self.reset:
+            return
+        self.timer = None
+        if not self.outstanding():
+            return
+        self.retries += 1
+        self.stats["timeouts"] += 1
+        cfg = self.net.cfg
+        if self.retries > cfg.max_retries:
+            self.reset = True
+            self.on_reset()
+            return
+        self.rto = min(self.rto * 2, cfg.rto_max)
+        self.retransmit()
+
+    def _progress(self) -> None:
+        """New data acknowledged: back to rto_min, re-arm if more is outstanding."""
+        self.retries = 0
+        self.rto = self.net.cfg.rto_min
+        self.timer = None
+        if self.outstanding():
+            self._arm()
+
+    def outstanding(self) -> bool:
+        raise NotImplementedError
+
+    def retransmit(self) -> None:
+        raise NotImplementedError
+
+
+class TcpFlow(_RetransmitTimer):
     """Data from the server to us (replies), received on our socket.
 
     The server sends segments in bursts while our receive window allows;
@@ -199,21 +246,16 @@ class TcpFlow:
         self.net = net
         self.env = net.env
         self.sock = sock
-        self.on_reset = on_reset
+        self._init_timer(net, on_reset)
         cfg = net.cfg
         self.mss = cfg.mss
         self.window = max(1, cfg.rcvbuf // cfg.rx_buffer_size)   # segments of truesize
         # server (sender) side
-        self.snd_una = 0
         self.snd_nxt = 0
         self.snd_end = 0           # segments queued by the application so far
-        self.rto = cfg.rto_min
-        self.retries = 0
-        self.timer: Any = None
         # our (receiver) side
         self.rcv_nxt = 0
         self.acked_seen = 0        # highest ACK the server has received
-        self.reset = False
         self.window_closed = False
         self.stats = {"segments_sent": 0, "retransmits": 0, "ooo_dropped": 0, "timeouts": 0,
                       "ack_alloc_failed": 0}
@@ -249,24 +291,10 @@ class TcpFlow:
         if self.timer is None:
             self._arm()
 
-    def _arm(self) -> None:
-        token = object()
-        self.timer = token
-        self.env.call_later(self.rto, lambda: self._timeout(token))
+    def outstanding(self) -> bool:
+        return self.acked_seen < self.snd_nxt
 
-    def _timeout(self, token: object) -> None:
-        if self.timer is not token or self.reset:
-            return
-        self.timer = None
-        if self.acked_seen >= self.snd_nxt:
-            return
-        self.retries += 1
-        self.stats["timeouts"] += 1
-        if self.retries > self.net.cfg.max_retries:
-            self.reset = True
-            self.on_reset()
-            return
-        self.rto = min(self.rto * 2, self.net.cfg.rto_max)
+    def retransmit(self) -> None:
         # go-back-N from the first segment we have not acknowledged
         start = self.acked_seen
         n = min(self.snd_nxt - start, max(1, self.window - len(self.sock.queue)))
@@ -277,11 +305,7 @@ class TcpFlow:
         """Our cumulative ACK reached the server."""
         if ack > self.acked_seen:
             self.acked_seen = ack
-            self.retries = 0
-            self.rto = self.net.cfg.rto_min
-            self.timer = None
-            if self.acked_seen < self.snd_nxt:
-                self._arm()
+            self._progress()
         self.push()
 
     # our side -------------------------------------------------------------
@@ -311,7 +335,7 @@ class TcpFlow:
             self.net.up.send(64, lambda: self.ack_arrived(ack))
 
 
-class TxFlow:
+class TxFlow(_RetransmitTimer):
     """Data from us to the server (requests).  The server never drops; its
     cumulative ACKs (one per ``delayed_ack`` segments) come back through our
     rx ring and can be lost there."""
@@ -320,14 +344,10 @@ class TxFlow:
         self.net = net
         self.env = net.env
         self.sock = sock
-        self.on_reset = on_reset
+        self._init_timer(net, on_reset)
         self.mss = net.cfg.mss
         self.snd_una = 0
         self.snd_nxt = 0
-        self.rto = net.cfg.rto_min
-        self.retries = 0
-        self.timer: Any = None
-        self.reset = False
         # (end segment, callback) for data freed when acknowledged
         self.unacked: deque[tuple[int, Callable[[], None]]] = deque()
         self.stats = {"segments_sent": 0, "retransmits": 0, "timeouts": 0}
@@ -350,28 +370,14 @@ class TxFlow:
         self.net.down.send(64 * len(acks), lambda: self.net.nic.receive(self, self.sock, acks))
         self.net.server_got(start, end)
 
-    def _arm(self) -> None:
-        token = object()
-        self.timer = token
-        self.env.call_later(self.rto, lambda: self._timeout(token))
+    def outstanding(self) -> bool:
+        return self.snd_una < self.snd_nxt
 
-    def _timeout(self, token: object) -> None:
-        if self.timer is not token or self.reset:
-            return
-        self.timer = None
-        if self.snd_una >= self.snd_nxt:
-            return
-        self.retries += 1
-        self.stats["timeouts"] += 1
-        if self.retries > self.net.cfg.max_retries:
-            self.reset = True
-            self.on_reset()
-            return
-        self.rto = min(self.rto * 2, self.net.cfg.rto_max)
+    def retransmit(self) -> None:
         # retransmit the first unacknowledged segment; the server, which has
         # everything, answers with one cumulative ACK
         self.stats["retransmits"] += 1
-        una, nxt = self.snd_una, self.snd_nxt
+        nxt = self.snd_nxt
         self.net.up.send(self.mss + 52, lambda: self.net.down.send(
             64, lambda: self.net.nic.receive(self, self.sock, [(-1, nxt, 64)])))
         self._arm()
@@ -380,14 +386,10 @@ class TxFlow:
         if ack <= self.snd_una:
             return
         self.snd_una = ack
-        self.retries = 0
-        self.rto = self.net.cfg.rto_min
         unacked = self.unacked
         while unacked and unacked[0][0] <= ack:
             unacked.popleft()[1]()
-        self.timer = None
-        if self.snd_una < self.snd_nxt:
-            self._arm()
+        self._progress()
 
     def after_poll(self, pfmemalloc: int) -> None:
         pass

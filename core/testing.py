@@ -38,11 +38,13 @@ def swapsim_pm() -> SwapsimPluginManager:
 
 
 def conformance_simulation(pm: SwapsimPluginManager, transport: str,
-                           settings: tuple[str, ...] = (), patches: str = "swapnbd",
+                           settings: tuple[str, ...] = (), patches: str | list[str] = "swapnbd",
                            slab: str = "slub") -> Simulation:
     raw = pm.lookup("scenarios", "disk-usemem").factory()
+    patch_value = (f"'{patches}'" if isinstance(patches, str)
+                   else "[" + ", ".join(f"'{p}'" for p in patches) + "]")
     sets = list(CONFORMANCE_SETTINGS) + [f"swap.transport='{transport}'",
-                                         f"kernel.patches='{patches}'",
+                                         f"kernel.patches={patch_value}",
                                          f"kernel.slab='{slab}'"] + list(settings)
     scen = build_scenario(raw, "conformance", sets)
     return Simulation(scen.arms[0].config, pm)

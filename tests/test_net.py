@@ -1,0 +1,175 @@
+"""The network model and the NBD transport, mechanism by mechanism."""
+
+from __future__ import annotations
+
+import pytest
+
+from swapsim.mm import gfp as G
+from swapsim.net import Socket, TcpFlow, TxFlow
+from swapsim.pluginmanager import get_plugin_manager
+from swapsim.testing import check_transport, conformance_simulation
+
+
+@pytest.fixture(scope="module")
+def pm():
+    return get_plugin_manager()
+
+
+@pytest.mark.parametrize("slab", ["slab", "slub"])
+def test_nbd_passes_the_conformance_suite_with_the_series(pm, slab):
+    sim = check_transport(pm, "nbd", slab=slab)
+    stats = sim.transport.stats()
+    assert stats["writes_completed"] > 0 and stats["reads_completed"] > 0
+    assert stats["requests_sent"] == stats["replies_read"]
+    assert sim.transport.sock.memalloc          # nbd-memalloc marks the socket
+    assert sim.memalloc_socks() == 1
+
+
+def _net_sim(pm, patches="swapnbd", **sets):
+    settings = tuple(f"{k}={v}" for k, v in sets.items())
+    sim = conformance_simulation(pm, "nbd", settings, patches=patches)
+    sim.transport.start()
+    return sim
+
+
+def _starve(sim, leave_fraction=0.0):
+    """Take free pages until each zone holds ``leave_fraction`` × MIN."""
+    for z in sim.mm.zones:
+        z.take_pages(max(0, z.nr_free - int(z.min * leave_fraction)))
+
+
+def _hoard(sim):
+    """Take every object the rx caches can give without the reserve."""
+    net = sim.transport.net
+    out = []
+    while (buf := net.rx.alloc(G.GFP_ATOMIC, net.softirq_ctx)) is not None:
+        out.append(buf)
+    return out
+
+
+def test_ring_drains_then_packets_are_missed(pm):
+    sim = _net_sim(pm, patches="vanilla")
+    nic = sim.transport.net.nic
+    slab = sim.slab
+    # take every free object out of the rx caches, then every free page
+    helper = sim.transport.net.rx
+    hoard = []
+    while True:
+        buf = helper.alloc(G.GFP_ATOMIC, sim.transport.net.softirq_ctx)
+        if buf is None:
+            break
+        hoard.append(buf)
+    _starve(sim)
+    assert len(nic.ring) == nic.ring_size
+    flow = sim.transport.rx_flow
+    n = nic.ring_size + 10
+    nic.receive(flow, sim.transport.sock, [(i, -1, 1448) for i in range(n)])
+    assert nic.stats["rx_missed"] == 10
+    assert len(nic.ring) == 0
+    sim.env.run(until=sim.env.now + 0.01)
+    # polls delivered what the ring held; refills failed and left the ring empty
+    assert nic.stats["rx_alloc_failed"] > 0
+    assert len(nic.ring) < nic.ring_size
+    assert slab is sim.slab
+
+
+def test_pfmemalloc_skb_for_an_ordinary_socket_is_dropped(pm):
+    sim = _net_sim(pm, patches="swapnbd")
+    net = sim.transport.net
+    nic = net.nic
+    _starve(sim, 0.25)      # below the GFP_ATOMIC floor (3/8 MIN), above zero
+    _hoard(sim)             # no warm objects left: refills need new pages
+    nic.ring.clear()
+    nic.fill()
+    assert any(net.rx.pfmemalloc(b) for b in nic.ring), "refill from the reserve marks skbs"
+    ordinary = Socket("ssh")
+    marked = sum(1 for b in nic.ring if net.rx.pfmemalloc(b))
+    nic.receive(None, ordinary, [(-1, -1, 1448)] * len(nic.ring))
+    net.bg_sock = ordinary
+    sim.env.run(until=sim.env.now + 0.01)
+    assert nic.stats["pfmemalloc_drop"] == marked
+
+
+def test_no_marks_without_netvm(pm):
+    sim = _net_sim(pm, patches="vanilla")
+    net = sim.transport.net
+    _starve(sim, 0.25)
+    _hoard(sim)
+    net.nic.ring.clear()
+    net.nic.fill()
+    assert len(net.nic.ring) == 0     # vanilla: GFP_ATOMIC stops at 3/8 MIN
+    assert not any(net.rx.pfmemalloc(b) for b in net.nic.ring)
+    assert net.rx_gfp() == G.GFP_ATOMIC
+
+
+def test_rx_gfp_uses_the_reserve_only_with_memalloc_sockets(pm):
+    sim = _net_sim(pm, patches=["gfp-memalloc", "slab-pfmemalloc", "softirq-memalloc", "netvm"])
+    assert sim.memalloc_socks() == 0          # nbd-memalloc is off
+    assert sim.transport.net.rx_gfp() == G.GFP_ATOMIC
+    sim2 = _net_sim(pm, patches="swapnbd")
+    assert sim2.transport.net.rx_gfp() == G.GFP_ATOMIC | G.GFP_MEMALLOC
+
+
+def test_rto_doubles_and_the_connection_resets(pm):
+    sim = _net_sim(pm, **{"net.max_retries": 3})
+    tx: TxFlow = sim.transport.tx_flow
+    sim.transport.net.server_got = lambda a, b: None   # raw segments, no NBD request
+    resets = []
+    tx.on_reset = lambda: resets.append(sim.env.now)
+    # the server's ACKs never get through: the NIC has no buffers
+    sim.transport.net.nic.ring.clear()
+    sim.transport.net.nic.ring_size = 0
+    tx.send(10 * 1448, lambda: None)
+    seen = []
+    t0 = sim.env.now
+    while not resets and sim.env.now < t0 + 10:
+        rto = tx.rto
+        sim.env.run(until=sim.env.now + 0.05)
+        if tx.rto != rto:
+            seen.append(tx.rto)
+    assert seen[:3] == [0.4, 0.8, 1.6]
+    # 0.2 + 0.4 + 0.8 + 1.6 s of timers: reset on the 4th expiry
+    assert resets and resets[0] == pytest.approx(t0 + 3.0, abs=0.06)
+    assert tx.reset
+
+
+def test_reset_fails_outstanding_requests_with_eio(pm):
+    sim = conformance_simulation(pm, "nbd", ("net.max_retries=2",), patches="swapnbd")
+    nbd = sim.transport
+    sim.transport.start()
+    done = []
+    import numpy as np
+    gen = nbd.queue.submit(None, 1, np.array([5], dtype=np.int32), np.array([0], dtype=np.int32),
+                           lambda req: done.append(req.error))
+    for _ in gen:
+        pass
+    nbd._reset()
+    assert done == [5]
+    assert nbd.dead
+
+
+def test_delayed_acks_one_per_two_segments(pm):
+    sim = _net_sim(pm)
+    tx = sim.transport.tx_flow
+    sim.transport.net.server_got = lambda a, b: None
+    got = []
+    nic = sim.transport.net.nic
+    orig = nic.receive
+    nic.receive = lambda flow, sock, packets: (got.append(len(packets)), orig(flow, sock, packets))
+    tx.send(10 * 1448, lambda: None)
+    sim.env.run(until=sim.env.now + 0.01)
+    assert got == [5]
+    assert tx.snd_una == tx.snd_nxt == 10
+
+
+def test_tcp_in_order_delivery_drops_after_a_hole(pm):
+    sim = _net_sim(pm)
+    flow: TcpFlow = sim.transport.rx_flow
+
+    class P:
+        def __init__(self, seq):
+            self.seq = seq
+    assert flow.accept(P(0)) and flow.accept(P(1))
+    assert not flow.accept(P(3))          # 2 was lost: go-back-N
+    assert flow.stats["ooo_dropped"] == 1
+    assert flow.accept(P(2))
