@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
 import numpy as np
-from attrs import define, field
+from attrs import define
 
 from .engine import Event, WaitQueue
 

@@ -303,7 +303,6 @@ def _make_converter() -> cattrs.Converter:
 
 converter = _make_converter()
 
-_PATH_RE = re.compile(r"^(.*) @ \$(.*)$")
 
 
 def _describe(exc: BaseException, _type: Any = None) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Generator
 
-from attrs import define, field
+from attrs import define
 
 from .engine import Environment, Event
 from .mm.gfp import PF_KTHREAD

@@ -34,12 +34,11 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
-from .engine import Event, WaitQueue
+from .engine import Event
 from .mm import gfp as G
 from .slab import AllocContext
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cpu import Task
     from .simulation import Simulation
 
 ETH_P_IP = "ipv4"
@@ -564,4 +563,4 @@ class _SoftirqTask:
         self.comm = "softirq"
 
 
-__all__ = ["NetStack", "Nic", "Socket", "TcpFlow", "TxFlow", "RxBufferHelper", "Link", "WaitQueue"]
+__all__ = ["NetStack", "Nic", "Socket", "TcpFlow", "TxFlow", "RxBufferHelper", "Link"]
