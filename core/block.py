@@ -4,8 +4,11 @@ Swap writeback and swap-in become :class:`Request` objects on a
 :class:`RequestQueue` with the generic block layer's limits: ``nr_requests``
 (128) per queue, congested at ``nr_requests - nr_requests/8 + 1`` (113) and
 uncongested below ``nr_requests - nr_requests/8 - nr_requests/16 - 1`` (103).
-A submitter that finds the queue full sleeps (get_request_wait) — that is
-how a slow device throttles reclaim.  Requests hold at most ``max_pages``
+Like the kernel's request_list, reads (sync) and writes (async) are counted
+apart, each with its own limit; congestion is that of the async (write)
+side, the one congestion_wait(BLK_RW_ASYNC) waits for.  A submitter that
+finds its side full sleeps (get_request_wait) — that is how a slow device
+throttles reclaim.  Requests hold at most ``max_pages``
 contiguous slots.
 
 A :class:`SwapTransport` (a plugin) takes requests off the queue and
@@ -57,9 +60,10 @@ class RequestQueue:
         self.max_pages = max_pages
         self.on_threshold = nr_requests - nr_requests // 8 + 1
         self.off_threshold = nr_requests - nr_requests // 8 - nr_requests // 16 - 1
-        self.count = 0                    # allocated requests (queued + in flight)
+        self.rl = [0, 0]                  # allocated requests per direction (READ, WRITE)
         self.congested = False
-        self.request_wait = WaitQueue(self.env, f"{name}.request_wait")
+        self.request_waits = (WaitQueue(self.env, f"{name}.request_wait[sync]"),
+                              WaitQueue(self.env, f"{name}.request_wait[async]"))
         self.congestion_wait = WaitQueue(self.env, f"{name}.congestion_wqh")
         self.inflight: dict[int, Request] = {}
         self._tag = 0
@@ -77,10 +81,10 @@ class RequestQueue:
             while (end < n and end - start < self.max_pages
                    and slots[end] == slots[end - 1] + 1):
                 end += 1
-            while self.count >= self.nr_requests:
+            while self.rl[op] >= self.nr_requests:
                 if task is not None:
                     task.set_state("blk_request_wait", self.env.now)
-                yield self.request_wait.wait()
+                yield self.request_waits[op].wait()
             self._queue(op, slots[start:end], pages[start:end], on_done)
             start = end
 
@@ -89,8 +93,8 @@ class RequestQueue:
         self._tag += 1
         req = Request(op=op, slots=slots, pages=pages, on_done=on_done,
                       submit_time=self.env.now, tag=self._tag)
-        self.count += 1
-        if self.count >= self.on_threshold:
+        self.rl[op] += 1
+        if op == WRITE and self.rl[WRITE] >= self.on_threshold:
             self.congested = True
         self.inflight[req.tag] = req
         assert self.dispatch is not None, "transport did not attach to its queue"
@@ -100,16 +104,21 @@ class RequestQueue:
         """The transport finished ``req``; run its completion and free the request."""
         req.error = error
         del self.inflight[req.tag]
-        self.count -= 1
+        self.rl[req.op] -= 1
         self.completed[req.op] += 1
         if error:
             self.errors += 1
-        if self.congested and self.count < self.off_threshold:
+        if self.congested and self.rl[WRITE] < self.off_threshold:
             self.congested = False
             self.congestion_wait.wake_up_all()
-        if self.request_wait.waiters:
-            self.request_wait.wake_up_one()
+        if self.request_waits[req.op].waiters:
+            self.request_waits[req.op].wake_up_one()
         req.on_done(req)
+
+    @property
+    def count(self) -> int:
+        """Requests allocated in both directions (queued + in flight)."""
+        return self.rl[READ] + self.rl[WRITE]
 
     def oldest(self) -> Request | None:
         return next(iter(self.inflight.values()), None)

@@ -519,7 +519,7 @@ def test_a_submitter_blocks_while_128_requests_are_allocated(pm):
     env.run(until=1.0)
     assert q.count == 128 and len(dispatched) == 128
     assert task.state == "blk_request_wait"
-    assert len(q.request_wait) == 1 and not proc.triggered
+    assert len(q.request_waits[WRITE]) == 1 and not proc.triggered
     q.complete(dispatched[0])
     env.run(until=2.0)
     assert q.count == 128 and len(dispatched) == 129  # one freed, one taken
