@@ -59,6 +59,15 @@ class CacheStats:
     pfmemalloc_slabs: int
 
 
+#: caches the kernel creates with SLAB_RECLAIM_ACCOUNT (counted as reclaimable)
+RECLAIM_ACCOUNT_NAMES = frozenset({"radix_tree_node", "dentry", "buffer_head"})
+
+
+def is_reclaim_account(name: str) -> bool:
+    """Is ``name`` one of the kernel's SLAB_RECLAIM_ACCOUNT caches?"""
+    return name in RECLAIM_ACCOUNT_NAMES or name.endswith("inode_cache")
+
+
 class SlabAllocator:
     """Base class: a slab allocator policy (SLAB, SLUB, or a third party's).
 
@@ -74,9 +83,13 @@ class SlabAllocator:
     def __init__(self, pages: PageSource, *, ncpus: int, nnodes: int = 1,
                  slab_pfmemalloc: bool = False, memalloc_socks: Any = lambda: 0,
                  options: Any = None) -> None:
+        if ncpus < 1 or nnodes < 1:
+            raise ValueError("ncpus and nnodes must be >= 1")
         self.pages = pages
         self.ncpus = ncpus
         self.nnodes = nnodes
+        #: CPUs are numbered node by node (cpu_to_node)
+        self._cpu_node = [min(cpu * nnodes // ncpus, nnodes - 1) for cpu in range(ncpus)]
         self.slab_pfmemalloc = slab_pfmemalloc
         self.memalloc_socks = memalloc_socks
         self.options = options

@@ -67,7 +67,8 @@ from attrs import field, frozen
 
 from swapsim.config import Seconds
 from swapsim.mm import gfp as G
-from swapsim.slab import AllocContext, CacheStats, PageSource, SlabAllocator
+from swapsim.slab import (AllocContext, CacheStats, PageSource, SlabAllocator,
+                          is_reclaim_account)
 
 PAGE_SIZE = 4096
 #: An object handle is ``slab_id << OBJ_SHIFT | index`` (SLAB slabs hold < 2**16 objects).
@@ -93,14 +94,6 @@ GFP_THISNODE_NUMA = G.__GFP_THISNODE | G.__GFP_NOWARN | G.__GFP_NORETRY
 
 #: slab states (which kmem_list3 list a slab is on)
 S_FREE, S_PARTIAL, S_FULL = 0, 1, 2
-
-_RECLAIM_ACCOUNT_NAMES = frozenset({"radix_tree_node", "dentry", "buffer_head"})
-
-
-def is_reclaim_account(name: str) -> bool:
-    """Is ``name`` one of the kernel's SLAB_RECLAIM_ACCOUNT caches?"""
-    return name in _RECLAIM_ACCOUNT_NAMES or name.endswith("inode_cache")
-
 
 def array_limit(size: int) -> int:
     """enable_cpucache(): per-CPU array limit for an object of ``size`` bytes."""
@@ -251,13 +244,9 @@ class SLABAllocator(SlabAllocator):
             options = SLABOptions()
         super().__init__(pages, ncpus=ncpus, nnodes=nnodes, slab_pfmemalloc=slab_pfmemalloc,
                          memalloc_socks=memalloc_socks, options=options)
-        if ncpus < 1 or nnodes < 1:
-            raise ValueError("ncpus and nnodes must be >= 1")
         self._numa = options.numa
         self._reap_interval = float(options.reap_interval)
         self._node_reap_interval = float(options.node_reap_interval)
-        #: CPUs are numbered node by node (cpu_to_node).
-        self._cpu_node = [min(cpu * nnodes // ncpus, nnodes - 1) for cpu in range(ncpus)]
         self._node_cpus = [self._cpu_node.count(n) for n in range(nnodes)]
         self._caches: list[KmemCache] = []
         #: hot-path index: _acs[cache][cpu] is that CPU's array_cache

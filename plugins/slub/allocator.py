@@ -62,7 +62,8 @@ import attrs
 from attrs import field, frozen
 
 from swapsim.mm import gfp as G
-from swapsim.slab import AllocContext, CacheStats, PageSource, SlabAllocator
+from swapsim.slab import (AllocContext, CacheStats, PageSource, SlabAllocator,
+                          is_reclaim_account)
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
@@ -84,14 +85,6 @@ _GFP_NORETRY = G.__GFP_NORETRY
 _GFP_NOTRACK = G.__GFP_NOTRACK
 _GFP_NOWARN = G.__GFP_NOWARN
 _GFP_RECLAIMABLE = G.__GFP_RECLAIMABLE
-
-_RECLAIM_ACCOUNT_NAMES = frozenset({"radix_tree_node", "dentry", "buffer_head"})
-
-
-def is_reclaim_account(name: str) -> bool:
-    """Is ``name`` one of the kernel's SLAB_RECLAIM_ACCOUNT caches?"""
-    return name in _RECLAIM_ACCOUNT_NAMES or name.endswith("inode_cache")
-
 
 def get_order(size: int) -> int:
     """get_order(): the smallest order whose block holds ``size`` bytes."""
@@ -229,9 +222,6 @@ class SLUBAllocator(SlabAllocator):
             options = SLUBOptions()
         super().__init__(pages, ncpus=ncpus, nnodes=nnodes, slab_pfmemalloc=slab_pfmemalloc,
                          memalloc_socks=memalloc_socks, options=options)
-        if ncpus < 1 or nnodes < 1:
-            raise ValueError("ncpus and nnodes must be >= 1")
-        self._cpu_node = [min(cpu * nnodes // ncpus, nnodes - 1) for cpu in range(ncpus)]
         self._caches: list[KmemCache] = []
         #: hot-path index: _cpus[cache][cpu] is that CPU's kmem_cache_cpu
         self._cpus: list[list[CpuSlab]] = []
