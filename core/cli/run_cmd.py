@@ -48,7 +48,8 @@ def comparison_table(name: str, runs: list[RunResult]) -> Table:
     ]
     if len(runs) > 1 and runs[0].elapsed_s:
         rows.append((f"Elapsed / {runs[0].arm}",
-                     [f"{r.elapsed_s / runs[0].elapsed_s:.2f}" for r in runs]))
+                     [f"{r.elapsed_s / runs[0].elapsed_s:.2f}" if r.outcome == "completed" else "-"
+                      for r in runs]))
     for key in KEY_COUNTERS:
         if any(key in r.vmstat for r in runs):
             rows.append((key, [str(r.vmstat.get(key, "-")) for r in runs]))
