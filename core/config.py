@@ -82,6 +82,10 @@ def _non_negative(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"must be >= 0, got {value}")
 
 
+#: validator for plugin option classes: the value must be > 0 (errors name the key)
+positive = _positive
+
+
 def _at_most(limit: int) -> Any:
     @_named
     def check(inst: Any, attribute: attrs.Attribute, value: Any) -> None:

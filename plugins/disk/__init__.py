@@ -14,13 +14,9 @@ from typing import Any
 from attrs import field, frozen
 
 from swapsim.block import Request, SwapTransport
-from swapsim.config import Bytes, FieldError, Seconds
+from swapsim.config import Bytes, Seconds, positive as _positive
 from swapsim.hookspecs import hookimpl
 
-
-def _positive(inst: Any, attribute: Any, value: Any) -> None:
-    if value <= 0:
-        raise FieldError(attribute.name, f"must be > 0, got {value}")
 
 
 @frozen(kw_only=True)

@@ -26,7 +26,7 @@ from typing import Any, Generator
 from attrs import field, frozen
 
 from swapsim.block import READ, WRITE, EIO, Request, SwapTransport
-from swapsim.config import Bytes, FieldError, Seconds
+from swapsim.config import Bytes, Seconds, positive as _positive
 from swapsim.engine import Event, WaitQueue
 from swapsim.hookspecs import hookimpl
 from swapsim.mm import gfp as G
@@ -36,10 +36,6 @@ from swapsim.slab import AllocContext
 REQUEST_HEADER = 28
 REPLY_HEADER = 16
 
-
-def _positive(inst: Any, attribute: Any, value: Any) -> None:
-    if value <= 0:
-        raise FieldError(attribute.name, f"must be > 0, got {value}")
 
 
 @frozen(kw_only=True)
