@@ -70,6 +70,25 @@ class RxBufferHelper:
     def free(self, handle: Any, ctx: AllocContext) -> None:
         raise NotImplementedError
 
+    def alloc_bulk(self, gfp: int, ctx: AllocContext, n: int) -> list[Any]:
+        """Up to ``n`` buffers: exactly ``n`` calls of :meth:`alloc`, stopping at the first
+        failure (no call after it; None is not in the list).  Helpers override this
+        with batched slab calls that return the same handles and leave the same state."""
+        out: list[Any] = []
+        alloc = self.alloc
+        for _ in range(n):
+            handle = alloc(gfp, ctx)
+            if handle is None:
+                break
+            out.append(handle)
+        return out
+
+    def free_bulk(self, handles: list[Any], ctx: AllocContext) -> None:
+        """Release many buffers: exactly :meth:`free` of each handle in order."""
+        free = self.free
+        for handle in handles:
+            free(handle, ctx)
+
 
 class Link:
     """One direction of the wire: bursts serialise, then fly for rtt/2."""
@@ -92,30 +111,95 @@ class Link:
 
 
 class Socket:
-    """The receiving side of a socket on our machine."""
+    """The receiving side of a socket on our machine.
+
+    The receive queue holds runs of buffers as they were delivered: (first
+    segment number, buffers) for a TCP stream, (datagram size, buffers) for
+    datagrams.
+    """
 
     def __init__(self, name: str, protocol: str = ETH_P_IP, rcvbuf: int = 212992) -> None:
         self.name = name
         self.protocol = protocol
         self.memalloc = False           # SOCK_MEMALLOC
         self.rcvbuf = rcvbuf
-        self.queue: deque[tuple[int, Any]] = deque()   # (seq or size, buffer)
+        self.queue: deque[tuple[int, list[Any]]] = deque()
+        self.qlen = 0                   # buffers queued
         self.rmem = 0                   # truesize of queued buffers
         self.data_ready: Callable[[], None] | None = None
 
+    def enqueue(self, key: int, bufs: list[Any], truesize: int) -> None:
+        self.queue.append((key, bufs))
+        self.qlen += len(bufs)
+        self.rmem += len(bufs) * truesize
 
-class Packet:
-    """A received packet waiting for NAPI: its buffer and where it goes."""
+    def dequeue_stream(self, end: int, truesize: int) -> list[Any]:
+        """tcp_recvmsg() up to segment ``end`` (exclusive): the buffers consumed."""
+        q = self.queue
+        out: list[Any] = []
+        while q and q[0][0] < end:
+            seq, bufs = q[0]
+            k = end - seq
+            if k >= len(bufs):
+                q.popleft()
+                out += bufs
+            else:
+                out += bufs[:k]
+                q[0] = (end, bufs[k:])
+        self.qlen -= len(out)
+        self.rmem -= len(out) * truesize
+        return out
 
-    __slots__ = ("buf", "sock", "flow", "seq", "ack", "size")
+    def dequeue_datagrams(self, nbytes: float, truesize: int) -> list[Any]:
+        """recvmsg() of whole datagrams worth at most ``nbytes``: the buffers consumed."""
+        q = self.queue
+        out: list[Any] = []
+        while q and nbytes >= q[0][0]:
+            size, bufs = q[0]
+            k = min(len(bufs), int(nbytes // size))
+            nbytes -= k * size
+            if k == len(bufs):
+                q.popleft()
+                out += bufs
+            else:
+                out += bufs[:k]
+                q[0] = (size, bufs[k:])
+        self.qlen -= len(out)
+        self.rmem -= len(out) * truesize
+        return out
 
-    def __init__(self, buf: Any, sock: Socket, flow: Any, seq: int, ack: int, size: int) -> None:
-        self.buf = buf
-        self.sock = sock
+
+class Burst:
+    """Packets of one flow that reached the NIC together, and later their rx buffers.
+
+    Data segments are consecutive (``seq`` is the first); ACK packets carry
+    one cumulative ACK each (``acks``); background datagrams carry neither.
+    NAPI takes bursts whole or splits them at its budget.
+    """
+
+    __slots__ = ("flow", "sock", "n", "seq", "acks", "bufs")
+
+    def __init__(self, flow: Any, sock: Socket, n: int, seq: int = -1,
+                 acks: list[int] | None = None) -> None:
         self.flow = flow
-        self.seq = seq      # data segment number, or -1
-        self.ack = ack      # cumulative ACK carried, or -1
-        self.size = size
+        self.sock = sock
+        self.n = n
+        self.seq = seq
+        self.acks = acks
+        self.bufs: list[Any] = []
+
+    def split(self, k: int) -> "Burst":
+        """Take the first ``k`` packets off into a burst of their own."""
+        head = Burst(self.flow, self.sock, k, self.seq,
+                     None if self.acks is None else self.acks[:k])
+        head.bufs = self.bufs[:k]
+        del self.bufs[:k]
+        if self.acks is not None:
+            del self.acks[:k]
+        if self.seq >= 0:
+            self.seq += k
+        self.n -= k
+        return head
 
 
 class Nic:
@@ -128,38 +212,39 @@ class Nic:
         cfg = net.cfg
         self.ring_size = cfg.ring_size
         self.budget = cfg.napi_budget
-        self.ring: deque[Any] = deque()       # filled descriptors (buffers)
-        self.backlog: deque[tuple[Any, list[tuple[int, int, int]], Socket]] = deque()
-        self.pending: deque[Packet] = deque()
+        self.ring: list[Any] = []             # filled descriptors (buffers), oldest first
+        self.pending: deque[Burst] = deque()
         self.napi_scheduled = False
         self.stats = {"rx_packets": 0, "rx_missed": 0, "rx_dropped": 0, "pfmemalloc_drop": 0,
                       "rx_alloc_failed": 0, "napi_polls": 0, "rx_pfmemalloc": 0}
 
     def fill(self) -> None:
         """The driver's refill: every unused descriptor, stop at the first failure."""
+        want = self.ring_size - len(self.ring)
+        if want <= 0:
+            return
         net = self.net
-        ring = self.ring
-        helper = net.rx
-        gfp = net.rx_gfp()
-        ctx = net.softirq_ctx
-        while len(ring) < self.ring_size:
-            buf = helper.alloc(gfp, ctx)
-            if buf is None:
-                self.stats["rx_alloc_failed"] += 1
-                return
-            ring.append(buf)
+        bufs = net.rx.alloc_bulk(net.rx_gfp(), net.softirq_ctx, want)
+        self.ring.extend(bufs)
+        if len(bufs) < want:
+            self.stats["rx_alloc_failed"] += 1
 
-    def receive(self, flow: Any, sock: Socket, packets: list[tuple[int, int, int]]) -> None:
-        """A burst hits the wire side of the NIC: (seq, ack, size) per packet."""
+    def receive(self, burst: Burst) -> None:
+        """A burst hits the wire side of the NIC: each packet takes a filled
+        descriptor; those beyond the filled ones are lost (the tail)."""
         ring = self.ring
-        taken = min(len(ring), len(packets))
-        pending = self.pending
-        for i in range(taken):
-            seq, ack, size = packets[i]
-            pending.append(Packet(ring.popleft(), sock, flow, seq, ack, size))
-        missed = len(packets) - taken
+        taken = min(len(ring), burst.n)
+        missed = burst.n - taken
         if missed:
             self.stats["rx_missed"] += missed
+            burst.n = taken
+            if burst.acks is not None:
+                del burst.acks[taken:]
+        if not taken:
+            return
+        burst.bufs = ring[:taken]
+        del ring[:taken]
+        self.pending.append(burst)
         self.stats["rx_packets"] += taken
         if not self.napi_scheduled:
             self.napi_scheduled = True
@@ -169,16 +254,21 @@ class Nic:
         """One NAPI poll: deliver ≤ budget packets, then refill the ring."""
         net = self.net
         pending = self.pending
-        n = min(self.budget, len(pending))
+        left = self.budget
         self.stats["napi_polls"] += 1
         touched: dict[Any, int] = {}
-        for _ in range(n):
-            pkt = pending.popleft()
-            net.deliver(pkt, touched)
+        while left and pending:
+            b = pending[0]
+            if b.n <= left:
+                pending.popleft()
+            else:
+                b = b.split(left)
+            left -= b.n
+            net.deliver(b, touched)
         for flow, pfm in touched.items():
             flow.after_poll(pfm)
         self.fill()
-        self.sim.cpus.charge_softirq(n * net.cfg.softirq_packet_cost)
+        self.sim.cpus.charge_softirq((self.budget - left) * net.cfg.softirq_packet_cost)
         if pending:
             self.env.call_later(0.0, self.poll)
         else:
@@ -268,7 +358,7 @@ class TcpFlow(_RetransmitTimer):
 
     def in_flight_window(self) -> int:
         """Segments the server may send beyond what we have acknowledged."""
-        return self.window - len(self.sock.queue) - (self.snd_nxt - self.acked_seen)
+        return self.window - self.sock.qlen - (self.snd_nxt - self.acked_seen)
 
     def push(self) -> None:
         if self.reset:
@@ -283,10 +373,9 @@ class TcpFlow(_RetransmitTimer):
         self.snd_nxt += n
 
     def _send(self, start: int, n: int) -> None:
-        mss = self.mss
-        packets = [(start + i, -1, mss) for i in range(n)]
+        burst = Burst(self, self.sock, n, seq=start)
         self.stats["segments_sent"] += n
-        self.net.down.send(n * (mss + 52), lambda: self.net.nic.receive(self, self.sock, packets))
+        self.net.down.send(n * (self.mss + 52), lambda: self.net.nic.receive(burst))
         if self.timer is None:
             self._arm()
 
@@ -296,7 +385,7 @@ class TcpFlow(_RetransmitTimer):
     def retransmit(self) -> None:
         # go-back-N from the first segment we have not acknowledged
         start = self.acked_seen
-        n = min(self.snd_nxt - start, max(1, self.window - len(self.sock.queue)))
+        n = min(self.snd_nxt - start, max(1, self.window - self.sock.qlen))
         self.stats["retransmits"] += n
         self._send(start, n)
 
@@ -308,13 +397,18 @@ class TcpFlow(_RetransmitTimer):
         self.push()
 
     # our side -------------------------------------------------------------
-    def accept(self, pkt: Packet) -> bool:
-        """tcp_rcv_established(): in-order segments are queued, others dropped."""
-        if pkt.seq != self.rcv_nxt:
-            self.stats["ooo_dropped"] += 1
-            return False
-        self.rcv_nxt += 1
-        return True
+    def accept(self, seq: int, n: int) -> int:
+        """tcp_rcv_established() for segments seq … seq+n-1: how many of the
+        first ones are dropped (duplicates, or all after a hole: go-back-N, no
+        SACK); the rest are in order and accepted."""
+        skip = self.rcv_nxt - seq
+        if skip < 0 or skip >= n:
+            skip = n
+        else:
+            self.rcv_nxt += n - skip
+        if skip:
+            self.stats["ooo_dropped"] += skip
+        return skip
 
     def after_poll(self, pfmemalloc: int) -> None:
         """Send our cumulative ACK for what this poll accepted (delayed ACKs)."""
@@ -365,8 +459,10 @@ class TxFlow(_RetransmitTimer):
     def server_received(self, start: int, end: int) -> None:
         """The server ACKs every ``delayed_ack`` segments of what just arrived."""
         d = self.net.cfg.delayed_ack
-        acks = [(-1, min(end, start + d * (i + 1)), 64) for i in range(math.ceil((end - start) / d))]
-        self.net.down.send(64 * len(acks), lambda: self.net.nic.receive(self, self.sock, acks))
+        acks = list(range(start + d, end, d))
+        acks.append(end)
+        burst = Burst(self, self.sock, len(acks), acks=acks)
+        self.net.down.send(64 * len(acks), lambda: self.net.nic.receive(burst))
         self.net.server_got(start, end)
 
     def outstanding(self) -> bool:
@@ -378,7 +474,7 @@ class TxFlow(_RetransmitTimer):
         self.stats["retransmits"] += 1
         nxt = self.snd_nxt
         self.net.up.send(self.mss + 52, lambda: self.net.down.send(
-            64, lambda: self.net.nic.receive(self, self.sock, [(-1, nxt, 64)])))
+            64, lambda: self.net.nic.receive(Burst(self, self.sock, 1, acks=[nxt]))))
         self._arm()
 
     def ack(self, ack: int) -> None:
@@ -392,9 +488,6 @@ class TxFlow(_RetransmitTimer):
 
     def after_poll(self, pfmemalloc: int) -> None:
         pass
-
-    def accept(self, pkt: Packet) -> bool:
-        return True
 
 
 class NetStack:
@@ -420,6 +513,7 @@ class NetStack:
         self.slab = sim.slab
         self.ack_cache = sim.kmem_cache("skbuff_head_cache", 256)
         self.bg_stats = {"delivered": 0, "rcvbuf_dropped": 0}
+        self.bg_reader_ctx = AllocContext(task=None)
 
     def start(self) -> None:
         self.nic.fill()
@@ -470,38 +564,62 @@ class NetStack:
         self.slab.free(self.ack_cache, obj, ctx)
         return True
 
-    def deliver(self, pkt: Packet, touched: dict[Any, int]) -> None:
-        """__netif_receive_skb() → protocol → socket."""
-        rx = self.rx
+    def deliver(self, burst: Burst, touched: dict[Any, int]) -> None:
+        """__netif_receive_skb() → protocol → socket, for a burst of packets.
+
+        ``touched`` collects the flows that received data in this poll, with
+        whether any of it was pfmemalloc (their ACK may then use the reserve).
+        """
+        if self.netvm:
+            rx = self.rx
+            marks = [rx.pfmemalloc(b) for b in burst.bufs]
+            if True in marks:
+                self.nic.stats["rx_pfmemalloc"] += marks.count(True)
+                sock = burst.sock
+                if sock.protocol not in PFMEMALLOC_PROTOCOLS or not sock.memalloc:
+                    self._deliver_filtered(burst, marks, touched)
+                    return
+                self._deliver(burst, 1, touched)
+                return
+        self._deliver(burst, 0, touched)
+
+    def _deliver_filtered(self, burst: Burst, marks: list[bool], touched: dict[Any, int]) -> None:
+        """Marked skbs may not reach this socket: drop them one by one
+        (``rx_dropped`` for a protocol that cannot use the reserve,
+        ``pfmemalloc_drop`` for an ordinary socket), deliver the others."""
+        counter = ("rx_dropped" if burst.sock.protocol not in PFMEMALLOC_PROTOCOLS
+                   else "pfmemalloc_drop")
         ctx = self.softirq_ctx
-        pfm = self.netvm and rx.pfmemalloc(pkt.buf)
-        sock = pkt.sock
-        stats = self.nic.stats
-        if pfm:
-            stats["rx_pfmemalloc"] += 1
-            if sock.protocol not in PFMEMALLOC_PROTOCOLS:
-                stats["rx_dropped"] += 1
-                rx.free(pkt.buf, ctx)
-                return
-            if not sock.memalloc:
-                stats["pfmemalloc_drop"] += 1
-                rx.free(pkt.buf, ctx)
-                return
-        flow = pkt.flow
-        if flow is None:  # background datagram
-            self._background_deliver(pkt)
+        for i, (buf, marked) in enumerate(zip(burst.bufs, marks)):
+            if marked:
+                self.nic.stats[counter] += 1
+                self.rx.free_bulk([buf], ctx)
+                continue
+            one = Burst(burst.flow, burst.sock, 1,
+                        burst.seq + i if burst.seq >= 0 else -1,
+                        None if burst.acks is None else [burst.acks[i]])
+            one.bufs = [buf]
+            self._deliver(one, 0, touched)
+
+    def _deliver(self, burst: Burst, pfm: int, touched: dict[Any, int]) -> None:
+        flow = burst.flow
+        if flow is None:  # background datagrams
+            self._background_deliver(burst)
             return
-        if pkt.ack >= 0:
-            rx.free(pkt.buf, ctx)
-            flow.ack(pkt.ack)
+        bufs = burst.bufs
+        if burst.acks is not None:
+            self.rx.free_bulk(bufs, self.softirq_ctx)
+            flow.ack(max(burst.acks))
             return
-        if not flow.accept(pkt):
-            rx.free(pkt.buf, ctx)
-            touched[flow] = touched.get(flow, 0) | pfm
-            return
-        sock.queue.append((pkt.seq, pkt.buf))
-        sock.rmem += self.cfg.rx_buffer_size
+        skip = flow.accept(burst.seq, burst.n)
         touched[flow] = touched.get(flow, 0) | pfm
+        if skip:
+            self.rx.free_bulk(bufs[:skip], self.softirq_ctx)
+            if skip == burst.n:
+                return
+            bufs = bufs[skip:]
+        sock = burst.sock
+        sock.enqueue(burst.seq + skip, bufs, self.cfg.rx_buffer_size)
         if sock.data_ready is not None:
             sock.data_ready()
 
@@ -511,38 +629,36 @@ class NetStack:
         rng = self.sim.rng("background-traffic")
         per = cfg.background_rate * cfg.background_period
         sock = self.bg_sock
+        nic = self.nic
         while True:
             yield self.env.timeout(cfg.background_period)
             n = int(rng.poisson(per))
             if n:
-                packets = [(-1, -1, cfg.background_size)] * n
-                self.down.send(n * (cfg.background_size + 52),
-                               lambda packets=packets: self.nic.receive(None, sock, packets))
+                burst = Burst(None, sock, n)
+                self.down.send(n * (cfg.background_size + 52), lambda b=burst: nic.receive(b))
 
-    def _background_deliver(self, pkt: Packet) -> None:
+    def _background_deliver(self, burst: Burst) -> None:
         sock = self.bg_sock
         self._background_drain()
         truesize = self.cfg.rx_buffer_size
-        if sock.rmem + truesize > sock.rcvbuf:
-            self.bg_stats["rcvbuf_dropped"] += 1
-            self.rx.free(pkt.buf, self.softirq_ctx)
-            return
-        sock.queue.append((pkt.size, pkt.buf))
-        sock.rmem += truesize
-        self.bg_stats["delivered"] += 1
+        room = max(0, (sock.rcvbuf - sock.rmem) // truesize)
+        bufs = burst.bufs
+        if room < len(bufs):
+            self.bg_stats["rcvbuf_dropped"] += len(bufs) - room
+            self.rx.free_bulk(bufs[room:], self.softirq_ctx)
+            bufs = bufs[:room]
+        if bufs:
+            sock.enqueue(self.cfg.background_size, bufs, truesize)
+            self.bg_stats["delivered"] += len(bufs)
 
     def _background_drain(self) -> None:
         """The ordinary reader consumes at ``background_reader`` bytes/s."""
-        sock = self.bg_sock
         now = self.env.now
         budget = (now - self.bg_last_drain) * self.cfg.background_reader
         self.bg_last_drain = now
-        ctx = AllocContext(task=None)
-        while sock.queue and budget >= sock.queue[0][0]:
-            size, buf = sock.queue.popleft()
-            budget -= size
-            sock.rmem -= self.cfg.rx_buffer_size
-            self.rx.free(buf, ctx)
+        bufs = self.bg_sock.dequeue_datagrams(budget, self.cfg.rx_buffer_size)
+        if bufs:
+            self.rx.free_bulk(bufs, self.bg_reader_ctx)
 
     def stats(self) -> dict[str, Any]:
         out = dict(self.nic.stats)

@@ -106,6 +106,61 @@ class SlabAllocator:
         """kmem_cache_free()."""
         raise NotImplementedError
 
+    def alloc_bulk(self, cache: int, gfp: int, ctx: AllocContext, n: int) -> list[int]:
+        """Up to ``n`` objects in one call: exactly ``n`` calls of :meth:`alloc` in a row.
+
+        Why: the network model allocates many objects at a time (a NAPI poll
+        refills up to its budget of rx buffers, a request needs one buffer
+        per segment); one call per batch instead of one per object lets an
+        allocator serve the run of per-CPU fast-path hits with a slice.
+
+        Semantics: the list of handles that ``n`` successive ``alloc(cache,
+        gfp, ctx)`` calls return, stopping at the first failure (the ``-1``
+        is not in the list, and no call is made after it).  The allocator's
+        state afterwards, and every call it makes to its page source, are
+        those of the single calls.  Overrides must keep this exactly.
+        """
+        out: list[int] = []
+        alloc = self.alloc
+        for _ in range(n):
+            obj = alloc(cache, gfp, ctx)
+            if obj < 0:
+                break
+            out.append(obj)
+        return out
+
+    def free_bulk(self, cache: int, objs: list[int], ctx: AllocContext) -> None:
+        """Free many objects in one call: exactly ``free(cache, o, ctx)`` for each ``o`` in order."""
+        free = self.free
+        for obj in objs:
+            free(cache, obj, ctx)
+
+    def alloc_fast_count(self, cache: int, ctx: AllocContext, n: int) -> int:
+        """How many (at most ``n``) of the next :meth:`alloc` calls for ``cache`` on ``ctx.cpu``
+        are certain to be per-CPU fast-path hits; 0 if unknown (the default).
+
+        A fast-path hit must succeed whatever the gfp, make no page-source
+        call and read or change nothing but this cache's per-CPU state.  Such
+        calls commute with any operation on another cache, so a caller that
+        allocates from two caches in alternation (an rx buffer: data, head,
+        data, head …) may take that many of each with :meth:`alloc_bulk`
+        without changing anything observable.  The method changes no state.
+        """
+        return 0
+
+    def free_fast_count(self, cache: int, objs: list[int], ctx: AllocContext) -> int:
+        """How many leading objects of ``objs`` the next :meth:`free` calls of ``cache`` on
+        ``ctx.cpu`` are certain to free without a page-source call and without changing
+        any state that another cache's frees read or change; 0 if unknown (the default).
+
+        Such frees commute with the frees of any other cache, so a caller
+        that frees pairs from two caches (data, head, data, head …) may free
+        that many of each with :meth:`free_bulk`.  (Unlike fast allocations
+        they need not commute with another cache's *allocations*: SLAB's
+        free reads the global pfmemalloc_active.)  The method changes no state.
+        """
+        return 0
+
     def is_pfmemalloc(self, cache: int, obj: int) -> bool:
         """Did this object come from a pfmemalloc slab (so an skb built on it is marked)?"""
         raise NotImplementedError

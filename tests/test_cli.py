@@ -14,9 +14,12 @@ import contextlib
 import importlib
 import json
 import math
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 import types
 from pathlib import Path
@@ -26,10 +29,10 @@ import structlog
 from typer.testing import CliRunner
 
 import swapsim
-from swapsim import cli
+from swapsim import cli, runner
 from swapsim.cli import app, plugins_cmd, run_cmd, scenarios_cmd  # noqa: F401  (registers commands)
-from swapsim.config import build_scenario
-from swapsim.pluginmanager import get_plugin_manager
+from swapsim.config import Arm, ConfigError, build_scenario
+from swapsim.pluginmanager import PluginError, get_plugin_manager
 from swapsim.simulation import Simulation
 from swapsim.testing import check_transport
 
@@ -550,3 +553,223 @@ def test_guide_observer_runs():
     lowest = result.extra["lowest-free"]["lowest_nr_free_pages"]
     assert isinstance(lowest, int)
     assert 0 <= lowest < sum(z["present"] for z in result.zones)
+
+
+# -- swapsim run --jobs: arms in worker processes ------------------------------------------
+
+def out_files(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` but the wall-clock times: {relative path: bytes}."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != "wall.json"}
+
+
+def test_jobs_2_and_jobs_1_write_byte_identical_results(two_arms, tmp_path):
+    seq = run_json("run", str(two_arms), "--seed", "4", "-j", "1", "--out", str(tmp_path / "j1"))
+    par = run_json("run", str(two_arms), "--seed", "4", "--jobs", "2",
+                   "--out", str(tmp_path / "j2"))
+    one, two = out_files(tmp_path / "j1"), out_files(tmp_path / "j2")
+    assert sorted(one) == ["a/result.json", "a/vmstat", "b/result.json", "b/vmstat",
+                           "scenario.json"]
+    assert one == two
+    for doc in (seq, par):
+        for run in doc["runs"]:
+            assert run.pop("wall_s") >= 0
+    assert seq == par
+    assert [r["arm"] for r in par["runs"]] == ["a", "b"]
+    assert [r["outcome"] for r in par["runs"]] == ["completed", "completed"]
+
+
+def test_the_default_is_one_job_per_arm_within_the_cpus(monkeypatch, two_arms):
+    seen = []
+
+    class Seen(Exception):
+        pass
+
+    def spy(arms, *, jobs, **kwargs):
+        seen.append(jobs)
+        raise Seen
+    monkeypatch.setattr(run_cmd, "run_arms", spy)
+    for cpus, args in [(8, ("run", str(two_arms))), (8, RUN_SMALL), (1, ("run", str(two_arms))),
+                       (1, ("run", str(two_arms), "-j", "3"))]:
+        monkeypatch.setattr(runner, "available_cpus", lambda: cpus)
+        assert isinstance(CliRunner().invoke(app, list(args)).exception, Seen)
+    assert seen == [2, 1, 1, 3]
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_jobs_below_1_is_bad_input(monkeypatch, capsys, value):
+    status, out, err = run_main(monkeypatch, capsys, *RUN_SMALL, "--jobs", value)
+    assert (status, out) == (2, "")
+    assert_one_error_line(err, f"--jobs {value}", "at least 1")
+
+
+def test_jobs_0_in_a_real_process():
+    proc = run_process(*RUN_SMALL, "-j", "0")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert_one_error_line(proc.stderr, "--jobs 0")
+
+
+@pytest.mark.parametrize("args,needles", [
+    pytest.param(("--set", "plugin.nope.x=1"), ("plugin.nope",), id="config-error"),
+    pytest.param(("--set", "plugin.disk.nr_requests=0"), ("plugin.disk.nr_requests",),
+                 id="plugin-option"),
+])
+def test_a_config_error_in_a_worker_is_one_error_line(monkeypatch, capsys, two_arms, args,
+                                                      needles):
+    # these problems are found when an arm's simulation is built, in the worker
+    lines = []
+    for jobs in ("1", "2"):
+        status, out, err = run_main(monkeypatch, capsys, "run", str(two_arms), *args, "-j", jobs)
+        assert (status, out) == (2, "")
+        lines.append(assert_one_error_line(err, *needles))
+    assert lines[0] == lines[1]
+
+
+def test_workers_load_plugins_like_the_parent(monkeypatch, capsys, two_arms):
+    # --block and SWAPSIM_BLOCK_PLUGINS reach the workers' plugin managers
+    status, out, err = run_main(monkeypatch, capsys, "--block", "disk", "run", str(two_arms),
+                                "-j", "2")
+    assert status == 2
+    assert_one_error_line(err, "swap.transport", "'disk'")
+    with pytest.raises(PluginError, match="'disk'"):
+        runner.run_arms(build_scenario({}, "x", ["machine.memory='32MiB'"]).arms * 2, jobs=2,
+                        plugins=runner.PluginOptions(block=["disk"]))
+
+
+def test_guide_nullblk_in_workers(nullblk, monkeypatch, capsys, two_arms):
+    nullblk_args = ("--set", "swap.transport=nullblk", "--set", "plugin.nullblk.latency=20us")
+    doc = run_json("run", str(two_arms), *nullblk_args, "-j", "2")
+    assert [r["outcome"] for r in doc["runs"]] == ["completed", "completed"]
+    for run in doc["runs"]:
+        assert {"name": "nullblk", "distribution": "swapsim-nullblk",
+                "version": "0.1.0"} in run["plugins"]
+    status, out, err = run_main(monkeypatch, capsys, "--no-autoload", "run", str(two_arms),
+                                *nullblk_args, "-j", "2")
+    assert status == 2
+    assert_one_error_line(err, "'nullblk'")
+
+
+FAILING_PLUGIN = """\
+from swapsim.hookspecs import hookimpl
+from swapsim.plugins.usemem import Usemem
+
+
+class Failing(Usemem):
+    name = "failing"
+
+    def start(self):
+        if self.sim.config.kernel.slab == "slub":
+            raise RuntimeError("boom in arm " + self.sim.arm)
+        super().start()
+
+
+@hookimpl
+def swapsim_register_workloads(register):
+    register("failing", Failing)
+"""
+
+
+@pytest.fixture
+def failing_plugin(tmp_path, monkeypatch):
+    """A third-party workload that raises in the SLUB arm, installed as pip would."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "swapsim_failing.py").write_text(FAILING_PLUGIN)
+    info = site / "swapsim_failing-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: swapsim-failing\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[swapsim]\nfailing = swapsim_failing\n")
+    sys.modules.pop("swapsim_failing", None)
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    yield
+    sys.modules.pop("swapsim_failing", None)
+    importlib.invalidate_caches()
+
+
+def test_an_exception_in_an_arm_surfaces_as_in_sequential_mode(failing_plugin, two_arms, tmp_path):
+    for jobs in ("1", "2"):
+        out = tmp_path / f"j{jobs}"
+        result = CliRunner().invoke(app, ["run", str(two_arms), "--set", "workload.name=failing",
+                                          "-j", jobs, "--out", str(out)])
+        assert result.exit_code == 1
+        exc = result.exception
+        assert type(exc) is RuntimeError and str(exc) == "boom in arm b", (jobs, exc)
+        if jobs == "2":
+            assert "boom in arm b" in str(exc.__cause__)  # the worker's traceback
+        # the arms before the failing one are written, as they are one after the other
+        assert sorted(p.name for p in out.iterdir()) == ["a"], jobs
+        assert (out / "a" / "result.json").is_file()
+
+
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` and that multiprocessing started."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and b"multiprocessing" in (stat.parent / "cmdline").read_bytes():
+                found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """``pid`` is a running multiprocessing process (not a zombie, not a reused pid)."""
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z" and b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_ctrl_c_leaves_no_worker_behind(tmp_path):
+    path = tmp_path / "long.toml"
+    path.write_text(TWO_ARMS.replace('"32MiB"', '"256MiB"').replace("passes = 1", "passes = 5"))
+    code = "import sys; sys.argv[0] = 'swapsim'; from swapsim.cli import main; main()"
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    children: set[int] = set()
+    proc = subprocess.Popen([sys.executable, "-c", code, "run", str(path), "-j", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(children := children_of(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # two workers and multiprocessing's resource tracker
+        assert len(children) >= 3, "the workers did not start"
+        time.sleep(1.0)
+        children |= children_of(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C at a terminal does
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err  # as without --jobs
+        assert "Traceback" not in err
+        deadline = time.monotonic() + 10
+        while any(alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [c for c in children if alive(c)]
+    finally:  # whatever failed, leave nothing running
+        proc.kill()
+        proc.wait()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_run_arms_keeps_arm_order_and_config_errors():
+    raw = get_plugin_manager().lookup("scenarios", "disk-usemem").factory()
+    small = ["machine.memory='32MiB'", "machine.cpus=2", "workload.passes=1"]
+    arms = [Arm(name=f"s{seed}", config=build_scenario(raw, "x", small, seed=seed).arms[0].config)
+            for seed in (3, 1, 2)]
+    reports: list[tuple[int, float, float]] = []
+    delivered: list[int] = []
+    done = runner.run_arms(arms, jobs=2, progress=lambda *r: reports.append(r),
+                           on_result=lambda i, result, text: delivered.append(i))
+    assert [r.arm for r, _ in done] == ["s3", "s1", "s2"]
+    assert [r.seed for r, _ in done] == [3, 1, 2]
+    assert delivered == [0, 1, 2]
+    assert {i for i, now, frac in reports if frac == 1.0} == {0, 1, 2}
+    bad = build_scenario(raw, "x", ["machine.memory='32MiB'", "plugin.nope.x=1"]).arms[0]
+    with pytest.raises(ConfigError) as ei:
+        runner.run_arms([arms[0], bad], jobs=2)
+    assert ei.value.problems == ["plugin.nope: no plugin implementation is named 'nope'"]
+    with pytest.raises(ValueError):
+        runner.run_arms(arms, jobs=0)

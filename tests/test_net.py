@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from swapsim.mm import gfp as G
-from swapsim.net import Socket, TcpFlow, TxFlow
+from swapsim.net import Burst, Socket, TcpFlow, TxFlow
 from swapsim.pluginmanager import get_plugin_manager
 from swapsim.testing import check_transport, conformance_simulation
 
@@ -63,7 +63,7 @@ def test_ring_drains_then_packets_are_missed(pm):
     assert len(nic.ring) == nic.ring_size
     flow = sim.transport.rx_flow
     n = nic.ring_size + 10
-    nic.receive(flow, sim.transport.sock, [(i, -1, 1448) for i in range(n)])
+    nic.receive(Burst(flow, sim.transport.sock, n, seq=0))
     assert nic.stats["rx_missed"] == 10
     assert len(nic.ring) == 0
     sim.env.run(until=sim.env.now + 0.01)
@@ -84,7 +84,7 @@ def test_pfmemalloc_skb_for_an_ordinary_socket_is_dropped(pm):
     assert any(net.rx.pfmemalloc(b) for b in nic.ring), "refill from the reserve marks skbs"
     ordinary = Socket("ssh")
     marked = sum(1 for b in nic.ring if net.rx.pfmemalloc(b))
-    nic.receive(None, ordinary, [(-1, -1, 1448)] * len(nic.ring))
+    nic.receive(Burst(None, ordinary, len(nic.ring)))
     net.bg_sock = ordinary
     sim.env.run(until=sim.env.now + 0.01)
     assert nic.stats["pfmemalloc_drop"] == marked
@@ -155,7 +155,7 @@ def test_delayed_acks_one_per_two_segments(pm):
     got = []
     nic = sim.transport.net.nic
     orig = nic.receive
-    nic.receive = lambda flow, sock, packets: (got.append(len(packets)), orig(flow, sock, packets))
+    nic.receive = lambda burst: (got.append(burst.n), orig(burst))
     tx.send(10 * 1448, lambda: None)
     sim.env.run(until=sim.env.now + 0.01)
     assert got == [5]
@@ -165,11 +165,8 @@ def test_delayed_acks_one_per_two_segments(pm):
 def test_tcp_in_order_delivery_drops_after_a_hole(pm):
     sim = _net_sim(pm)
     flow: TcpFlow = sim.transport.rx_flow
-
-    class P:
-        def __init__(self, seq):
-            self.seq = seq
-    assert flow.accept(P(0)) and flow.accept(P(1))
-    assert not flow.accept(P(3))          # 2 was lost: go-back-N
-    assert flow.stats["ooo_dropped"] == 1
-    assert flow.accept(P(2))
+    assert flow.accept(0, 2) == 0         # segments 0 and 1 in order
+    assert flow.accept(3, 2) == 2         # 2 was lost: 3 and 4 dropped (go-back-N)
+    assert flow.stats["ooo_dropped"] == 2
+    assert flow.accept(1, 4) == 1         # the retransmission: 1 is a duplicate, 2-4 accepted
+    assert flow.rcv_nxt == 5

@@ -28,7 +28,7 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 
 #: global options, set by the root callback
-STATE: dict[str, Any] = {"autoload": None, "block": []}
+STATE: dict[str, Any] = {"autoload": None, "block": [], "log_level": None}
 
 
 class UsageError(Exception):
@@ -68,6 +68,7 @@ def root(
     STATE["autoload"] = False if no_autoload else None
     STATE["block"] = list(block)
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    STATE["log_level"] = level  # for worker processes of `swapsim run --jobs`
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from ..config import ConfigError, build_scenario, load_toml
 from ..results import RunResult, dumps, write_run
-from ..simulation import run_arm
-from .app import UsageError, app, plugin_manager
+from ..runner import PluginOptions, default_jobs, run_arms
+from .app import STATE, UsageError, app, plugin_manager
 
 DEFAULT_SCENARIO = "disk-usemem"
 
@@ -69,8 +69,14 @@ def run(
     arms: list[str] = typer.Option([], "--arm", help="Run only this arm (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write results to this directory."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
+    jobs: Optional[int] = typer.Option(
+        None, "--jobs", "-j", metavar="N",
+        help="Run up to N arms at once, in worker processes (default: one per arm, at most "
+             "one per CPU; 1 = one after the other in this process). Results do not depend on N."),
 ) -> None:
-    """Run a scenario: every arm, one after the other, with the same seed."""
+    """Run a scenario: every arm with the same seed, several arms at once on several CPUs."""
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs {jobs}: must be at least 1")
     pm = plugin_manager()
     name, raw = resolve_scenario(pm, scenario or DEFAULT_SCENARIO)
     scen = build_scenario(raw, name, sets, seed=seed, arms=arms or None)
@@ -78,20 +84,27 @@ def run(
         raise UsageError(f"--out {out}: exists and is not a directory")
     console = Console(stderr=True)
     show_progress = console.is_terminal and not as_json
-    results: list[RunResult] = []
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                   TextColumn("sim {task.fields[sim]:>8.1f}s"), TimeElapsedColumn(),
                   console=console, disable=not show_progress, transient=True) as bar:
-        for arm in scen.arms:
-            task = bar.add_task(arm.name, total=1.0, sim=0.0)
+        tasks = [bar.add_task(arm.name, total=1.0, sim=0.0, start=False) for arm in scen.arms]
+        started: set[int] = set()
 
-            def progress(now: float, frac: float, task: Any = task) -> None:
-                bar.update(task, completed=frac, sim=now)
-            result, vmstat_text = run_arm(arm.config, pm, arm.name, progress)
-            bar.update(task, completed=1.0)
-            results.append(result)
+        def progress(i: int, now: float, frac: float) -> None:
+            if i not in started:  # the elapsed-time column counts from an arm's start
+                started.add(i)
+                bar.start_task(tasks[i])
+            bar.update(tasks[i], completed=frac, sim=now)
+
+        def save(i: int, result: RunResult, vmstat_text: str) -> None:
             if out is not None:
-                write_run(result, out / arm.name, vmstat_text)
+                write_run(result, out / scen.arms[i].name, vmstat_text)
+
+        done = run_arms(scen.arms, jobs=jobs if jobs is not None else default_jobs(len(scen.arms)),
+                        pm=pm, plugins=PluginOptions(STATE["autoload"], STATE["block"]),
+                        progress=progress if show_progress else None, on_result=save,
+                        log_level=STATE["log_level"])
+    results = [result for result, _ in done]
     if out is not None:
         (out / "scenario.json").write_text(json.dumps(
             {"scenario": name, "description": scen.description,

@@ -115,6 +115,9 @@ class MM:
         self.page_cluster = cfg.kernel.page_cluster
         self.read_events: dict[int, Event] = {}
         self.pages_touched = 0
+        #: bumped by every change that could make a page reclaimable or not (see
+        #: Reclaim.try_to_free_pages)
+        self.lru_gen = 0
         self.nr_writeback = 0
         self.nr_reading = 0
         self.swap_io_errors = 0
@@ -301,9 +304,11 @@ class MM:
 
     def wait_iff_congested(self, timeout: float, zone: Zone | None = None,
                            min_sleep: float = JIFFY) -> Generator[Event, Any, None]:
-        """Sleep up to ``timeout`` if the swap device is congested and kswapd
-        flagged ``zone`` ZONE_CONGESTED (any zone when None); else only
-        cond_resched().
+        """Sleep up to ``timeout`` if a device is write-congested and ``zone``
+        is flagged ZONE_CONGESTED (any zone when None); else only
+        cond_resched().  Anon reclaim never flags a zone (see
+        ``Reclaim.shrink_zone``), so in this model the sleep needs a zone
+        flagged by other means (a test, a plugin).
 
         ``min_sleep`` (one jiffy) keeps an allocation retry loop from spinning
         at one instant of simulated time; batch-level callers pass 0.
@@ -363,11 +368,10 @@ class MM:
         slab = self.sim.slab
         ctx = AllocContext(task=task)
         objs: list[int] = []
-        while len(objs) < n:
-            obj = slab.alloc(cache, gfp, ctx)
-            if obj >= 0:
-                objs.append(obj)
-                continue
+        while True:
+            objs += slab.alloc_bulk(cache, gfp, ctx, n - len(objs))
+            if len(objs) == n:
+                break
             if not gfp & G.GFP_WAIT or task.flags & G.PF_MEMALLOC:
                 break
             task.set_state("slab_alloc", self.env.now)
@@ -403,6 +407,7 @@ class MM:
         """lru_cache_add(): put pages at the head of their zone's list."""
         if not len(pages):
             return
+        self.lru_gen += 1
         ps = self.pages
         from .pages import PG_ACTIVE
         if active:
@@ -437,6 +442,7 @@ class MM:
             if n:
                 yield from cpus.run(task, n * cost.touch_page, sys=False)
                 flags[i:i + n] |= PG_REFERENCED | PG_DIRTY
+                self.lru_gen += 1
                 self.pages_touched += n
                 i += n
                 continue
@@ -496,6 +502,7 @@ class MM:
         """Map swap-cache pages writable: reuse_swap_page() frees the slot unless
         the page is under writeback."""
         ps = self.pages
+        self.lru_gen += 1
         f = ps.flags[pages]
         reuse = pages[(f & PG_WRITEBACK) == 0]
         if len(reuse):
@@ -565,6 +572,7 @@ class MM:
     def _read_done(self, req: Any) -> None:
         ps = self.pages
         pages = req.pages
+        self.lru_gen += 1
         self.nr_reading -= len(pages)
         for p in pages.tolist():
             self.read_events.pop(p, None)
@@ -597,6 +605,7 @@ class MM:
         once the I/O is done, as the kernel does.
         """
         ps = self.pages
+        self.lru_gen += 1
         pages = np.arange(start, end, dtype=np.int32)
         f = ps.flags[pages]
         busy = (f & (PG_WRITEBACK | PG_LOCKED)) != 0
@@ -618,6 +627,7 @@ class MM:
         orphans = pages[(ps.flags[pages] & (PG_ORPHAN | PG_WRITEBACK | PG_LOCKED)) == PG_ORPHAN]
         if not len(orphans):
             return
+        self.lru_gen += 1
         resident = orphans[(ps.flags[orphans] & PG_RESIDENT) != 0]
         self._lru_del(resident)
         self._free_frames(resident)

@@ -38,6 +38,8 @@ class ScanControl:
     priority: int = DEF_PRIORITY
     nr_scanned: int = 0
     nr_reclaimed: int = 0
+    #: CPU seconds charged so far (to replay a futile direct reclaim, see try_to_free_pages)
+    cpu: float = 0.0
 
 
 class Reclaim:
@@ -56,6 +58,8 @@ class Reclaim:
         self._ev_refill = {i: f"pgrefill_{s}" for i, s in enumerate(sfx)}
         self._ev_steal = ({i: f"pgsteal_direct_{s}" for i, s in enumerate(sfx)},
                           {i: f"pgsteal_kswapd_{s}" for i, s in enumerate(sfx)})
+        #: (pid, gfp) -> what a direct reclaim that changed nothing cost (see try_to_free_pages)
+        self._futile: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     # -- one batch ------------------------------------------------------------
     def _isolate(self, q: Any, nr: int) -> np.ndarray:
@@ -77,6 +81,7 @@ class Reclaim:
         """Clean, unreferenced file pages: freed at the cost of the scan."""
         k = min(nr, zone.nr_file)
         if k:
+            self.mm.lru_gen += 1
             zone.nr_file -= k
             zone.give_pages(k)
             self.mm._freed(zone, k)
@@ -94,6 +99,7 @@ class Reclaim:
         k = len(pages)
         if not k:
             return 0
+        self.mm.lru_gen += 1
         zone.nr_active -= k
         ps.flags[pages] &= ~(PG_ACTIVE | PG_REFERENCED)
         zone.inactive.push(pages, ps.new_seqs(pages))
@@ -125,10 +131,18 @@ class Reclaim:
         cand = pages[~busy & ~referenced]
         writes = np.empty(0, dtype=np.int32)
         freed = 0
+        changed = False
         if len(cand):
-            # add_to_swap()
             need = cand[(flags[cand] & PG_SWAPCACHE) == 0]
+            if len(need) and not sc.gfp & G.GFP_IO:
+                # an anon page outside the swap cache needs __GFP_IO to be
+                # added to it: kept, still mapped
+                keep.append(need)
+                cand = cand[(flags[cand] & PG_SWAPCACHE) != 0]
+                need = need[:0]
+            # add_to_swap()
             if len(need):
+                changed = True
                 slots = mm.swap.alloc(need)
                 ok = slots >= 0
                 if not ok.all():  # swap full: activate_locked
@@ -138,6 +152,8 @@ class Reclaim:
                 ps.slot[need] = slots
                 flags[need] |= PG_SWAPCACHE | PG_DIRTY
             # try_to_unmap()
+            if not changed and np.any(flags[cand] & PG_PRESENT):
+                changed = True
             flags[cand] &= ~PG_PRESENT
             fc = flags[cand]
             dirty = (fc & PG_DIRTY) != 0
@@ -171,6 +187,8 @@ class Reclaim:
         if len(kp):
             zone.inactive.push(kp, ps.new_seqs(kp))
             zone.nr_inactive += len(kp)
+        if changed or freed or len(writes) or len(act):
+            mm.lru_gen += 1
         kind = 1 if sc.kswapd else 0
         self.ev[self._ev_scan[kind][zone.idx]] += scanned
         if freed:
@@ -192,6 +210,7 @@ class Reclaim:
         ps = mm.pages
         flags = ps.flags
         pages = req.pages
+        mm.lru_gen += 1
         mm.nr_writeback -= len(pages)
         flags[pages] &= ~PG_WRITEBACK
         if req.error:
@@ -234,6 +253,7 @@ class Reclaim:
             nr_file = min(zone.nr_file, SWAP_CLUSTER_MAX)
         if nr_file:
             freed = self.shrink_file(zone, nr_file, sc)
+            sc.cpu += freed * (cost.scan_page + cost.free_page)
             yield from cpus.run(task, freed * (cost.scan_page + cost.free_page), sys=True)
         cpus = self.sim.cpus
         queue = self.mm.transport.queue
@@ -251,12 +271,16 @@ class Reclaim:
                 seconds += (scanned * cost.scan_page + len(writes) * cost.pageout
                             + freed * cost.free_page)
             if seconds:
+                sc.cpu += seconds
                 yield from cpus.run(task, seconds, sys=True)
             if writes is not None and len(writes):
                 yield from queue.submit(task, WRITE, self.mm.pages.slot[writes].copy(), writes,
                                         self.write_done)
-            if writes is not None and len(writes) and sc.kswapd and queue.congested:
-                zone.congested = True   # ZONE_CONGESTED
+            # ZONE_CONGESTED is set only when every dirty page met was kept
+            # because its bdi was write-congested (nr_dirty == nr_congested).
+            # Swap cache pages belong to swapper_space, whose bdi ("swap") is
+            # never congested, whatever the swap device: anon reclaim never
+            # sets it, so the waits below only yield (cond_resched).
             if writes is not None and n and nr_wb and nr_wb >= (scanned >> (DEF_PRIORITY - prio)):
                 # shrink_inactive_list(): many pages under writeback, wait if congested
                 yield from self.mm.wait_iff_congested(0.1, zone, min_sleep=0)
@@ -265,12 +289,24 @@ class Reclaim:
         if self.inactive_is_low(zone):
             k = self.shrink_active(zone, SWAP_CLUSTER_MAX)
             if k:
+                sc.cpu += k * cost.scan_page
                 yield from cpus.run(task, k * cost.scan_page, sys=True)
 
     # -- direct reclaim -------------------------------------------------------
     def try_to_free_pages(self, task: "Task", gfp: int, order: int
                           ) -> Generator[Event, Any, int]:
-        """try_to_free_pages(): throttle, then do_try_to_free_pages()."""
+        """try_to_free_pages(): throttle, then do_try_to_free_pages().
+
+        A task that cannot make progress (nbd0 without __GFP_IO while every
+        page needs writing, say) calls this in a loop, and each call scans
+        every list at every priority.  When a call changed nothing — no page
+        freed, written, activated, unmapped or added to swap, and nobody else
+        changed any page meanwhile (``mm.lru_gen`` unchanged) — the next call
+        by the same task with the same gfp would scan the same pages to the
+        same end.  It is then replayed: the same CPU time and scan counters,
+        without the scanning.  The outcome is the kernel's; only the
+        simulator's work is saved.
+        """
         mm = self.mm
         node = mm.nodes[(task.pid % len(mm.nodes))]
         yield from self.throttle.throttle_direct_reclaim(task, gfp, node)
@@ -278,11 +314,28 @@ class Reclaim:
         self.sim.trace("mm_vmscan_direct_reclaim_begin", order=order, may_writepage=1,
                        gfp_flags=G.format_gfp(gfp), task=task)
         task.set_state("direct_reclaim", self.env.now)
+        zonelist = mm.zonelist(task)
+        key = (task.pid, gfp)
+        shape = tuple((z.nr_free + z.nr_file <= z.high, z.all_unreclaimable) for z in zonelist)
+        memo = self._futile.get(key)
+        if memo is not None and memo[0] == mm.lru_gen and memo[1] == shape:
+            _, _, cpu, scans, total_scanned, ret = memo
+            for name, n in scans:
+                self.ev[name] += n
+            if cpu:
+                yield from self.sim.cpus.run(task, cpu, sys=True)
+            if not total_scanned:
+                yield self.env.timeout(0.004)
+            task.set_state("running", self.env.now)
+            self.sim.trace("mm_vmscan_direct_reclaim_end", nr_reclaimed=0, task=task)
+            return ret
+        gen = mm.lru_gen
+        scan_names = list(dict.fromkeys(self._ev_scan[0][z.idx] for z in zonelist))
+        scans_before = [self.ev.get(n, 0) for n in scan_names]
         old = task.flags
         task.flags |= G.PF_MEMALLOC
         sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX, gfp=gfp, kswapd=False)
         total_scanned = 0
-        zonelist = mm.zonelist(task)
         try:
             for prio in range(DEF_PRIORITY, -1, -1):
                 sc.priority = prio
@@ -303,9 +356,16 @@ class Reclaim:
         task.set_state("running", self.env.now)
         self.sim.trace("mm_vmscan_direct_reclaim_end", nr_reclaimed=sc.nr_reclaimed, task=task)
         if sc.nr_reclaimed:
+            self._futile.pop(key, None)
             return sc.nr_reclaimed
         # "top priority shrink_zones still had more to do? don't OOM, then"
-        return 0 if all(z.all_unreclaimable for z in zonelist) else 1
+        ret = 0 if all(z.all_unreclaimable for z in zonelist) else 1
+        if mm.lru_gen == gen:
+            scans = tuple((n, self.ev.get(n, 0) - b) for n, b in zip(scan_names, scans_before))
+            self._futile[key] = (gen, shape, sc.cpu, scans, total_scanned, ret)
+        else:
+            self._futile.pop(key, None)
+        return ret
 
     # -- kswapd -----------------------------------------------------------------
     def zone_balanced(self, zone: "Zone", order: int = 0) -> bool:

@@ -76,7 +76,8 @@ class Nbd(SwapTransport):
         self.tx_bytes = 0
         self.dead = False
         self.sk_allocation = G.GFP_NOIO | (G.GFP_MEMALLOC if self.memalloc else 0)
-        self.stats_ = {"requests_sent": 0, "replies_read": 0, "send_alloc_waits": 0}
+        self.stats_ = {"requests_sent": 0, "replies_read": 0, "send_alloc_waits": 0,
+                       "send_alloc_wait_s": 0.0, "send_alloc_wait_max_s": 0.0}
 
     def start(self) -> None:
         sim = self.sim
@@ -147,7 +148,11 @@ class Nbd(SwapTransport):
                 heads += yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation,
                                                              nseg - len(heads))
             if env.now > before:
-                self.stats_["send_alloc_waits"] += 1
+                waited = env.now - before
+                st = self.stats_
+                st["send_alloc_waits"] += 1
+                st["send_alloc_wait_s"] += waited
+                st["send_alloc_wait_max_s"] = max(st["send_alloc_wait_max_s"], waited)
             self.tx_skbs[req.tag] = (data, heads)
             self.tx_bytes += nbytes
             task.set_state("running", env.now)
@@ -173,10 +178,8 @@ class Nbd(SwapTransport):
         if skbs:
             slab = self.sim.slab
             ctx = self.net.softirq_ctx
-            for obj in skbs[0]:
-                slab.free(self.data_cache, obj, ctx)
-            for obj in skbs[1]:
-                slab.free(self.head_cache, obj, ctx)
+            slab.free_bulk(self.data_cache, skbs[0], ctx)
+            slab.free_bulk(self.head_cache, skbs[1], ctx)
         self.tx_bytes -= nbytes
 
     # -- the server ------------------------------------------------------------
@@ -220,12 +223,7 @@ class Nbd(SwapTransport):
             task.set_state("running", env.now)
             pages = len(req.pages) if req.op == READ else 0
             yield from cpus.run(task, self.opts.reply_cost + pages * copy, sys=True)
-            q = sock.queue
-            truesize = self.sim.config.net.rx_buffer_size
-            while q and q[0][0] < end:
-                _, buf = q.popleft()
-                sock.rmem -= truesize
-                net.rx.free(buf, ctx)
+            net.rx.free_bulk(sock.dequeue_stream(end, self.sim.config.net.rx_buffer_size), ctx)
             self.rx_flow.window_update()
             self.stats_["replies_read"] += 1
             self.queue.complete(req)
@@ -247,7 +245,7 @@ class Nbd(SwapTransport):
             "socket_memalloc": self.sock.memalloc,
             "rx_ring_filled": len(self.net.nic.ring),
             "rx_ring_size": self.net.nic.ring_size,
-            "socket_rx_queue": len(self.sock.queue),
+            "socket_rx_queue": self.sock.qlen,
             "tx_bytes_unacked": self.tx_bytes,
             "tx_rto_s": self.tx_flow.rto, "tx_retries": self.tx_flow.retries,
             "rx_rto_s": self.rx_flow.rto, "rx_retries": self.rx_flow.retries,

@@ -9,16 +9,31 @@
   fragments carved from order-0 pages, plus an skb head.  The page's
   pfmemalloc mark reaches the skb only with ``netdev-alloc-page`` (patch 11);
   without it, reserve pages are delivered to any socket.
+
+Both helpers have ``alloc_bulk``/``free_bulk`` that return the same handles
+and leave the same state as the same number of ``alloc``/``free`` calls.  A
+buffer is two allocations (data or page fragment, then head), and their
+interleaving matters whenever one of them reaches shared state (the page
+allocator, slab ids being reused, SLAB's global pfmemalloc_active).  So the
+helpers batch only stretches where one side is certain to be a per-CPU
+fast-path hit (``SlabAllocator.alloc_fast_count``/``free_fast_count``): such
+operations commute with everything the other side does.  The rest goes
+buffer by buffer through ``alloc``/``free``.
 """
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 from swapsim.hookspecs import hookimpl
 from swapsim.mm import gfp as G
 from swapsim.net import RxBufferHelper
 from swapsim.slab import AllocContext
+
+
+#: how many objects a free_fast_count() call looks at (bounds the copying of slices)
+_WINDOW = 128
 
 
 class KmallocRx(RxBufferHelper):
@@ -59,6 +74,105 @@ class KmallocRx(RxBufferHelper):
     def free(self, handle: Any, ctx: AllocContext) -> None:
         self.slab.free(self.data_cache, handle[0], ctx)
         self.slab.free(self.head_cache, handle[1], ctx)
+
+    def alloc_bulk(self, gfp: int, ctx: AllocContext, n: int) -> list[Any]:
+        """``n`` alloc() calls, batched over stretches where one cache's allocations are
+        certain fast-path hits (alloc_fast_count): such a hit succeeds whatever the gfp
+        and commutes with anything the other cache does, so the other cache may be
+        taken with one alloc_bulk() in its own order, slow paths and failure included.
+
+        - Heads fast for ``k`` buffers: ``k`` data objects with one alloc_bulk()
+          (with netvm: __GFP_NOMEMALLOC), then as many heads.  If the data fell
+          short, the failed attempt was made; alloc() would then try the reserve
+          (netvm and pfmemalloc_allowed) for that buffer, or stop.
+        - Else data fast for ``k``: ``k`` heads first, then as many data objects
+          (hits: no reserve, pfmemalloc False).  If the heads fell short, alloc()
+          took that buffer's data object and freed it again after the failed head:
+          so do we, and stop.
+        - Else one alloc() call.
+        """
+        slab = self.slab
+        dc, hc = self.data_cache, self.head_cache
+        if dc == hc:
+            return super().alloc_bulk(gfp, ctx, n)
+        netvm = self.netvm
+        dgfp = gfp | G.GFP_NOMEMALLOC | G.GFP_NOWARN if netvm else gfp
+        fast, bulk, alloc = slab.alloc_fast_count, slab.alloc_bulk, self.alloc
+        out: list[Any] = []
+        while n > 0:
+            kd = fast(dc, ctx, n)
+            kh = fast(hc, ctx, n)
+            if kh and kh >= kd:
+                data = bulk(dc, dgfp, ctx, kh)
+                j = len(data)
+                heads = bulk(hc, gfp, ctx, j)
+                if len(heads) != j:
+                    raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+                out += zip(data, heads, repeat(False))
+                n -= j
+                if j == kh:
+                    continue
+                # buffer j: its first data attempt failed (inside alloc_bulk)
+                if not netvm or not self.mm.pfmemalloc_allowed(gfp, ctx):
+                    break
+                data_j = slab.alloc(dc, gfp, ctx)
+                if data_j < 0:
+                    break
+                head_j = slab.alloc(hc, gfp, ctx)       # still a fast-path hit (j < kh)
+                if head_j < 0:
+                    raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+                out.append((data_j, head_j, True))
+                n -= 1
+            elif kd:
+                heads = bulk(hc, gfp, ctx, kd)
+                j = len(heads)
+                data = bulk(dc, dgfp, ctx, j)
+                if len(data) != j:
+                    raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+                out += zip(data, heads, repeat(False))
+                n -= j
+                if j == kd:
+                    continue
+                # buffer j: data taken (a hit), head failed (inside alloc_bulk), data freed
+                data_j = slab.alloc(dc, dgfp, ctx)
+                if data_j < 0:
+                    raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+                slab.free(dc, data_j, ctx)
+                break
+            else:
+                handle = alloc(gfp, ctx)
+                if handle is None:
+                    break
+                out.append(handle)
+                n -= 1
+        return out
+
+    def free_bulk(self, handles: list[Any], ctx: AllocContext) -> None:
+        """free() of each handle in order.  Over a stretch where the frees of one cache are
+        all fast (free_fast_count), the data objects and the heads are freed with one
+        free_bulk() each: fast frees commute with anything the other cache's frees do,
+        and each cache keeps its order.  Otherwise one free() call."""
+        slab = self.slab
+        dc, hc = self.data_cache, self.head_cache
+        if dc == hc:
+            super().free_bulk(handles, ctx)
+            return
+        data = [h[0] for h in handles]
+        heads = [h[1] for h in handles]
+        fast, bulk, free = slab.free_fast_count, slab.free_bulk, self.free
+        m = len(handles)
+        i = 0
+        while i < m:
+            j = i + _WINDOW
+            k = max(fast(dc, data[i:j], ctx), fast(hc, heads[i:j], ctx))
+            if k:
+                j = i + k
+                bulk(dc, data[i:j], ctx)
+                bulk(hc, heads[i:j], ctx)
+                i = j
+            else:
+                free(handles[i], ctx)
+                i += 1
 
 
 class PageFragRx(RxBufferHelper):
@@ -101,6 +215,74 @@ class PageFragRx(RxBufferHelper):
         if page[3] == 0 and page[2] == 0:
             self.mm.free_pages(page[0], 0)
             self.pages -= 1
+
+    def alloc_bulk(self, gfp: int, ctx: AllocContext, n: int) -> list[Any]:
+        """``n`` alloc() calls.  While the next ``k`` heads are fast-path hits, the
+        fragments (and any new pages, in order) are carved as alloc() would and the
+        ``k`` heads taken with one alloc_bulk(): a fast-path hit cannot fail and
+        commutes with the page allocator calls.  Otherwise one alloc() call."""
+        slab, mm = self.slab, self.mm
+        hc = self.head_cache
+        fpp = self.frags_per_page
+        fast, bulk, alloc = slab.alloc_fast_count, slab.alloc_bulk, self.alloc
+        out: list[Any] = []
+        while n > 0:
+            k = fast(hc, ctx, n)
+            if not k:
+                handle = alloc(gfp, ctx)
+                if handle is None:
+                    break
+                out.append(handle)
+                n -= 1
+                continue
+            pages = []
+            cur = self.cur
+            failed = False
+            for _ in range(k):
+                if cur is None or cur[2] == 0:
+                    zone, pfm = mm.alloc_nosleep(gfp, 0, ctx)
+                    if zone < 0:        # alloc() returns None before the head
+                        failed = True
+                        break
+                    cur = self.cur = [zone, pfm, fpp, 0]
+                    self.pages += 1
+                cur[2] -= 1
+                cur[3] += 1
+                pages.append(cur)
+            heads = bulk(hc, gfp, ctx, len(pages))
+            if len(heads) != len(pages):
+                raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+            out += zip(pages, heads)
+            if failed:
+                break
+            n -= k
+        return out
+
+    def free_bulk(self, handles: list[Any], ctx: AllocContext) -> None:
+        """free() of each handle in order.  Over a stretch of fast head frees
+        (free_fast_count) the heads are freed with one free_bulk() and the fragments
+        released in order (fast frees commute with the page allocator calls);
+        otherwise one free() call."""
+        slab, mm = self.slab, self.mm
+        hc = self.head_cache
+        heads = [h[1] for h in handles]
+        fast, bulk, free = slab.free_fast_count, slab.free_bulk, self.free
+        m = len(handles)
+        i = 0
+        while i < m:
+            k = fast(hc, heads[i:i + _WINDOW], ctx)
+            if not k:
+                free(handles[i], ctx)
+                i += 1
+                continue
+            j = i + k
+            bulk(hc, heads[i:j], ctx)
+            for page, _ in handles[i:j]:
+                page[3] -= 1
+                if page[3] == 0 and page[2] == 0:
+                    mm.free_pages(page[0], 0)
+                    self.pages -= 1
+            i = j
 
 
 @hookimpl

@@ -312,6 +312,55 @@ class SLABAllocator(SlabAllocator):
             return e.pop()
         return self._alloc_slow(self._caches[cache], ac, gfp, ctx)
 
+    def alloc_bulk(self, cache: int, gfp: int, ctx: AllocContext, n: int) -> list[int]:
+        """``n`` alloc() calls: each run of untagged objects on top of the array is taken
+        with one slice (successive pops return ``e[-1], e[-2], …``); everything else
+        (a tagged top, an empty array) is one alloc() call, after which slicing resumes."""
+        ac = self._acs[cache][ctx.cpu]
+        e = ac.entry                    # never rebound: refill and flush work in place
+        alloc = self.alloc
+        out: list[int] = []
+        while n > 0:
+            k = len(e)
+            if k > n:
+                k = n
+            if k:
+                top = e[-k:]
+                if min(top) < 0:        # stop below the topmost tagged object
+                    i = k - 1
+                    while top[i] >= 0:
+                        i -= 1
+                    top = top[i + 1:]
+                    k = len(top)
+                if k:
+                    del e[-k:]
+                    top.reverse()
+                    out += top
+                    ac.touched = True
+                    n -= k
+                    if not n:
+                        break
+            obj = alloc(cache, gfp, ctx)
+            if obj < 0:
+                break
+            out.append(obj)
+            n -= 1
+        return out
+
+    def alloc_fast_count(self, cache: int, ctx: AllocContext, n: int) -> int:
+        """The run of untagged objects on top of the CPU's array (at most ``n``)."""
+        e = self._acs[cache][ctx.cpu].entry
+        k = min(n, len(e))
+        if k <= 0:
+            return 0
+        top = e[-k:]
+        if min(top) >= 0:
+            return k
+        i = k - 1
+        while top[i] >= 0:
+            i -= 1
+        return k - 1 - i
+
     def _alloc_slow(self, cache: KmemCache, ac: ArrayCache, gfp: int, ctx: AllocContext) -> int:
         """The rest of ____cache_alloc(): a tagged object on top, or an empty array."""
         force_refill = False
@@ -514,6 +563,40 @@ class SLABAllocator(SlabAllocator):
         if self._pfmemalloc_active and self._spfm[obj >> OBJ_SHIFT] and self.memalloc_socks():
             obj = ~obj                  # ac_put_obj(): tag an object of a pfmemalloc slab
         e.append(obj)
+
+    def free_bulk(self, cache: int, objs: list[int], ctx: AllocContext) -> None:
+        """free() of each object in order: the objects go into the array in chunks that
+        fill it up to its limit, with cache_flusharray() exactly where free() would
+        flush (before an object that finds the array full)."""
+        m = len(objs)
+        if not m:
+            return
+        ac = self._acs[cache][ctx.cpu]
+        e = ac.entry
+        limit = ac.limit
+        # Whether ac_put_obj() may tag: pfmemalloc_active and the socket count do not
+        # change while objects are freed (free_block and slab_destroy touch neither).
+        tag = self._pfmemalloc_active and bool(self.memalloc_socks())
+        spfm = self._spfm
+        c = self._caches[cache]
+        cpu = ctx.cpu
+        i = 0
+        while i < m:
+            if len(e) >= limit:
+                self._cache_flusharray(c, ac, cpu)
+            k = limit - len(e)
+            if k < 1:                   # still full after the flush: one object, flush again
+                k = 1
+            chunk = objs[i:i + k]
+            if tag:                     # after the flush, as free() looks at the slab then
+                chunk = [~o if spfm[o >> OBJ_SHIFT] else o for o in chunk]
+            e += chunk
+            i += k
+
+    def free_fast_count(self, cache: int, objs: list[int], ctx: AllocContext) -> int:
+        """Frees that fit the CPU's array without a flush."""
+        ac = self._acs[cache][ctx.cpu]
+        return max(0, min(len(objs), ac.limit - len(ac.entry)))
 
     def _cache_flusharray(self, cache: KmemCache, ac: ArrayCache, cpu: int) -> None:
         """cache_flusharray(): the oldest batchcount objects to the shared array or the slabs."""

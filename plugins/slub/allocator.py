@@ -270,6 +270,37 @@ class SLUBAllocator(SlabAllocator):
             return fl.pop()
         return self._slab_alloc(self._caches[cache], c, gfp, ctx)
 
+    def alloc_bulk(self, cache: int, gfp: int, ctx: AllocContext, n: int) -> list[int]:
+        """``n`` alloc() calls: the cpu freelist is taken with one slice (in pop order,
+        ``fl[-1], fl[-2], …``); when it is empty, one alloc() call (the slow path, which
+        may install a new freelist), then slicing resumes."""
+        c = self._cpus[cache][ctx.cpu]
+        alloc = self.alloc
+        out: list[int] = []
+        while n > 0:
+            fl = c.freelist             # rebound by the slow path: read it afresh
+            k = len(fl)
+            if k > n:
+                k = n
+            if k:
+                top = fl[-k:]
+                del fl[-k:]
+                top.reverse()
+                out += top
+                n -= k
+                if not n:
+                    break
+            obj = alloc(cache, gfp, ctx)
+            if obj < 0:
+                break
+            out.append(obj)
+            n -= 1
+        return out
+
+    def alloc_fast_count(self, cache: int, ctx: AllocContext, n: int) -> int:
+        """The objects on the cpu freelist (at most ``n``): popped without any check."""
+        return max(0, min(n, len(self._cpus[cache][ctx.cpu].freelist)))
+
     def _pfmemalloc_match(self, sid: int, gfp: int, ctx: AllocContext) -> bool:
         return not self._spfm[sid] or self.pages.pfmemalloc_allowed(gfp, ctx)
 
@@ -500,6 +531,64 @@ class SLUBAllocator(SlabAllocator):
             c.freelist.append(obj)
         else:
             self._slab_free(self._caches[cache], obj, ctx)
+
+    def free_bulk(self, cache: int, objs: list[int], ctx: AllocContext) -> None:
+        """free() of each object in order: the objects of the cpu slab go onto the cpu
+        freelist with one extend, the others through __slab_free() in their order
+        (a run of objects of one frozen slab with one extend of its freelist).
+
+        This is exact.  __slab_free() and what it calls (put_cpu_partial,
+        unfreeze_partials, discard_slab) never change the cpu slab, never rebind
+        or read the cpu freelist and never discard a frozen slab (the cpu slab is
+        frozen and not on the cpu partial list); appending to the cpu freelist
+        changes nothing they read.  So the two kinds of frees commute, and each
+        kind keeps its own order.
+        """
+        if not objs:
+            return
+        c = self._cpus[cache][ctx.cpu]
+        page = c.page
+        if page >= 0:
+            mine = [obj for obj in objs if obj >> OBJ_SHIFT == page]
+            if mine:
+                c.freelist += mine
+                if len(mine) == len(objs):
+                    return
+        # The others in order, through __slab_free(); but once an object's slab is
+        # frozen (a cpu or cpu partial slab, or a full slab the free just froze), a
+        # free of the next objects of the same slab only puts them on its freelist.
+        others = objs if page < 0 else [obj for obj in objs if obj >> OBJ_SHIFT != page]
+        s = self._caches[cache]
+        slab_free = self._slab_free
+        sfree, sinuse, sfrozen = self._sfree, self._sinuse, self._sfrozen
+        m = len(others)
+        i = 0
+        while i < m:
+            obj = others[i]
+            slab_free(s, obj, ctx)
+            i += 1
+            sid = obj >> OBJ_SHIFT
+            if sfrozen[sid]:
+                j = i
+                while j < m and others[j] >> OBJ_SHIFT == sid:
+                    j += 1
+                if j > i:
+                    sfree[sid] += others[i:j]
+                    sinuse[sid] -= j - i
+                    i = j
+
+    def free_fast_count(self, cache: int, objs: list[int], ctx: AllocContext) -> int:
+        """Leading objects of the cpu slab or of a frozen slab: such a free touches only
+        the cpu freelist or that slab's freelist and inuse (no list moves, no discard)."""
+        page = self._cpus[cache][ctx.cpu].page
+        frozen = self._sfrozen
+        k = 0
+        for obj in objs:
+            sid = obj >> OBJ_SHIFT
+            if sid != page and not frozen[sid]:
+                break
+            k += 1
+        return k
 
     def _slab_free(self, s: KmemCache, obj: int, ctx: AllocContext) -> None:
         """__slab_free()."""
