@@ -639,3 +639,66 @@ def test_reclaim_isolates_live_pages_only(pm):
     got = mm.reclaim._isolate(zone.inactive, 32)
     assert got.tolist() == [7, 8, 9, 3]
     assert len(zone.inactive) == 0
+
+
+# -- reclaim without __GFP_IO, ZONE_CONGESTED, futile reclaim replay ------------------------
+
+def _dirty_inactive(sim, n=64):
+    """``n`` mapped, dirty anon pages outside the swap cache on DMA32's inactive list."""
+    from swapsim.mm.pages import PG_DIRTY, PG_PRESENT, PG_RESIDENT, PG_TOUCHED
+    mm = sim.mm
+    zone = zones_by_name(sim)["DMA32"]
+    pages = np.arange(n, dtype=np.int32)
+    mm.pages.zone[pages] = zone.gid
+    mm.pages.flags[pages] |= PG_RESIDENT | PG_PRESENT | PG_DIRTY | PG_TOUCHED
+    mm.lru_add(pages, active=False)
+    return zone, pages
+
+
+def _reclaim_once(sim, task, gfp):
+    sim.env.process(reclaimer(sim, task, gfp, []))
+    sim.env.run(until=sim.env.now + 1.0)
+
+
+def test_noio_reclaim_adds_nothing_to_swap_and_a_futile_one_is_replayed(pm):
+    from swapsim.mm.pages import PG_PRESENT, PG_SWAPCACHE
+    sim = make_sim(pm)
+    mm, ev = sim.mm, sim.vmstat.ev
+    zone, pages = _dirty_inactive(sim)
+    task = Task(pid=7, comm="noio-reclaimer")
+    scans = []
+    real = mm.reclaim.shrink_zone
+
+    def counting(*a):
+        scans.append(1)
+        return real(*a)
+    mm.reclaim.shrink_zone = counting
+    _reclaim_once(sim, task, G.GFP_NOIO)
+    # shrink_page_list(): an anon page needs __GFP_IO to enter the swap cache
+    assert (mm.pages.slot[pages] == -1).all()
+    assert not (mm.pages.flags[pages] & PG_SWAPCACHE).any()
+    assert (mm.pages.flags[pages] & PG_PRESENT).all()      # kept mapped
+    scanned1, sys1, walks1 = ev["pgscan_direct_dma32"], task.sys_time, len(scans)
+    assert scanned1 > 0 and walks1 > 0 and task.sys_time > 0
+    # nothing changed: the second call is a replay, same counters and CPU, no walk
+    _reclaim_once(sim, task, G.GFP_NOIO)
+    assert len(scans) == walks1
+    assert ev["pgscan_direct_dma32"] == 2 * scanned1
+    assert task.sys_time == pytest.approx(2 * sys1)
+    assert ev["allocstall"] == 2
+    # a page changed (a write fault): the next call scans for real
+    mm._map_write(pages[:1])
+    _reclaim_once(sim, task, G.GFP_NOIO)
+    assert len(scans) > walks1
+
+
+def test_anon_reclaim_never_flags_a_zone_congested(pm):
+    sim = make_sim(pm)
+    mm = sim.mm
+    zone, pages = _dirty_inactive(sim)
+    q = mm.transport.queue
+    q.congested = True                  # the swap device is congested …
+    task = Task(pid=3, comm="usemem-0")
+    _reclaim_once(sim, task, G.GFP_HIGHUSER_MOVABLE)
+    assert sim.vmstat.ev["pswpout"] > 0  # … reclaim wrote pages to it …
+    assert not zone.congested            # … but the swap bdi is never congested
