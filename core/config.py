@@ -218,11 +218,14 @@ class NetConfig:
     softirq_packet_cost: Seconds = Seconds(1.5e-6)
     #: copying one 4 KiB page between a socket and a page (recvmsg/sendmsg)
     copy_page_cost: Seconds = Seconds(1.0e-6)
-    #: receive and send buffer limits of the swap socket (tcp_rmem/tcp_wmem max)
-    #: (tcp_rmem/tcp_wmem autotuning sizes them from the bandwidth-delay product
-    #: and the reader; on a LAN they stay far below the 4 MiB maximum)
+    #: receive and send buffer limits of the swap socket.  rcvbuf: receive
+    #: autotuning grows it with what the reader leaves queued; nbd-client reads
+    #: at once, so it stays far below tcp_rmem's 4 MiB maximum.  sndbuf: a bulk
+    #: sender that never loses a segment grows its congestion window, and send
+    #: autotuning (tcp_sndbuf_expand) the buffer with it, up to tcp_wmem's 4 MiB
+    #: maximum: a swapping NBD client keeps that much of skbs queued or unacked.
     rcvbuf: Bytes = field(default=Bytes(512 << 10), validator=_positive)
-    sndbuf: Bytes = field(default=Bytes(256 << 10), validator=_positive)
+    sndbuf: Bytes = field(default=Bytes(4 << 20), validator=_positive)
     #: TCP: segments per delayed ACK, RTO bounds, retransmissions before reset
     delayed_ack: int = field(default=2, validator=_positive)
     rto_min: Seconds = field(default=Seconds(0.2), validator=_positive)
