@@ -32,6 +32,12 @@ from swapsim.net import RxBufferHelper
 from swapsim.slab import AllocContext
 
 
+def _hits(got: object, promised: object) -> None:
+    """Fast-path hits never fail: a mismatch means alloc_fast_count() lied."""
+    if got != promised:
+        raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+
+
 #: how many objects a free_fast_count() call looks at (bounds the copying of slices)
 _WINDOW = 128
 
@@ -106,8 +112,7 @@ class KmallocRx(RxBufferHelper):
                 data = bulk(dc, dgfp, ctx, kh)
                 j = len(data)
                 heads = bulk(hc, gfp, ctx, j)
-                if len(heads) != j:
-                    raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+                _hits(len(heads), j)
                 out += zip(data, heads, repeat(False))
                 n -= j
                 if j == kh:
@@ -119,24 +124,21 @@ class KmallocRx(RxBufferHelper):
                 if data_j < 0:
                     break
                 head_j = slab.alloc(hc, gfp, ctx)       # still a fast-path hit (j < kh)
-                if head_j < 0:
-                    raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+                _hits(head_j >= 0, True)
                 out.append((data_j, head_j, True))
                 n -= 1
             elif kd:
                 heads = bulk(hc, gfp, ctx, kd)
                 j = len(heads)
                 data = bulk(dc, dgfp, ctx, j)
-                if len(data) != j:
-                    raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+                _hits(len(data), j)
                 out += zip(data, heads, repeat(False))
                 n -= j
                 if j == kd:
                     continue
                 # buffer j: data taken (a hit), head failed (inside alloc_bulk), data freed
                 data_j = slab.alloc(dc, dgfp, ctx)
-                if data_j < 0:
-                    raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+                _hits(data_j >= 0, True)
                 slab.free(dc, data_j, ctx)
                 break
             else:
@@ -250,8 +252,7 @@ class PageFragRx(RxBufferHelper):
                 cur[3] += 1
                 pages.append(cur)
             heads = bulk(hc, gfp, ctx, len(pages))
-            if len(heads) != len(pages):
-                raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
+            _hits(len(heads), len(pages))
             out += zip(pages, heads)
             if failed:
                 break
