@@ -82,6 +82,14 @@ def _non_negative(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"must be >= 0, got {value}")
 
 
+def _optional(check: Any) -> Any:
+    """A validator that lets None (\"the kernel's default\") through."""
+    def optional(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value is not None:
+            check(inst, attribute, value)
+    return optional
+
+
 #: validator for plugin option classes: the value must be > 0 (errors name the key)
 positive = _positive
 
@@ -183,8 +191,14 @@ class CostConfig:
     fault_zero: Seconds = Seconds(1.5e-6)
     #: Minor fault on a page found in the swap cache.
     fault_minor: Seconds = Seconds(1.0e-6)
-    #: Major fault: swap cache miss, readahead submission.
+    #: Major fault: swap cache miss, page table walk, readahead set-up.
     fault_major: Seconds = Seconds(4.0e-6)
+    #: read_swap_cache_async() for each page swapin_readahead() reads: add to
+    #: the swap cache and the LRU, and build and submit its own bio (3.x
+    #: swap_readpage() issues one bio per page; the block layer merges them).
+    #: Readahead pages that reclaim takes back before they are used are paid
+    #: for again on the next fault.
+    swapin_page: Seconds = Seconds(2.0e-6)
     #: Taking one page off the buddy free lists.
     alloc_page: Seconds = Seconds(0.15e-6)
     #: Reclaim scanning one page: isolate, page_referenced, try_to_unmap.
@@ -218,14 +232,16 @@ class NetConfig:
     softirq_packet_cost: Seconds = Seconds(1.5e-6)
     #: copying one 4 KiB page between a socket and a page (recvmsg/sendmsg)
     copy_page_cost: Seconds = Seconds(1.0e-6)
-    #: receive and send buffer limits of the swap socket.  rcvbuf: receive
-    #: autotuning grows it with what the reader leaves queued; nbd-client reads
-    #: at once, so it stays far below tcp_rmem's 4 MiB maximum.  sndbuf: a bulk
-    #: sender that never loses a segment grows its congestion window, and send
-    #: autotuning (tcp_sndbuf_expand) the buffer with it, up to tcp_wmem's 4 MiB
-    #: maximum: a swapping NBD client keeps that much of skbs queued or unacked.
-    rcvbuf: Bytes = field(default=Bytes(512 << 10), validator=_positive)
-    sndbuf: Bytes = field(default=Bytes(4 << 20), validator=_positive)
+    #: receive and send buffer limits of the swap socket, in bytes of skb
+    #: truesize.  None: what the kernel gives the socket.  tcp_init() caps
+    #: tcp_wmem and tcp_rmem at 1/128 of tcp_mem's pressure threshold, itself
+    #: nr_free_buffer_pages() / 8: about 4 bytes per page of low memory (240 KiB
+    #: at 256 MiB, 2 MiB at 2 GiB, at most 4 / 6 MiB).  sndbuf: send
+    #: autotuning of a bulk sender that never loses a segment grows the buffer
+    #: to that cap.  rcvbuf: receive autotuning follows what the reader leaves
+    #: queued; nbd-client reads at once, so it stays at 512 KiB or the cap.
+    rcvbuf: Bytes | None = field(default=None, validator=_optional(_positive))
+    sndbuf: Bytes | None = field(default=None, validator=_optional(_positive))
     #: TCP: segments per delayed ACK, RTO bounds, retransmissions before reset
     delayed_ack: int = field(default=2, validator=_positive)
     rto_min: Seconds = field(default=Seconds(0.2), validator=_positive)

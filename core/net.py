@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from .engine import Event
 from .mm import gfp as G
+from .mm.zone import ZONE_NORMAL
 from .slab import AllocContext
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -338,7 +339,7 @@ class TcpFlow(_RetransmitTimer):
         self._init_timer(net, on_reset)
         cfg = net.cfg
         self.mss = cfg.mss
-        self.window = max(1, cfg.rcvbuf // cfg.rx_buffer_size)   # segments of truesize
+        self.window = max(1, sock.rcvbuf // cfg.rx_buffer_size)  # segments of truesize
         # server (sender) side
         self.snd_nxt = 0
         self.snd_end = 0           # segments queued by the application so far
@@ -490,13 +491,35 @@ class TxFlow(_RetransmitTimer):
         pass
 
 
+def tcp_buffer_max(free_buffer_pages: int) -> tuple[int, int]:
+    """tcp_init(): (tcp_wmem[2], tcp_rmem[2]) for ``nr_free_buffer_pages()``.
+
+    tcp_mem's pressure threshold is a page count, an eighth of low memory;
+    no socket may take more than 1/128 of it.
+    """
+    limit = max(free_buffer_pages // 8, 128)
+    share = limit << (12 - 7)
+    return max(64 << 10, min(4 << 20, share)), max(87380, min(6 << 20, share))
+
+
+#: receive autotuning follows what the reader leaves queued; nbd-client reads
+#: as soon as data arrives, so its buffer does not grow past this
+RCVBUF_AUTOTUNED = 512 << 10
+
+
 class NetStack:
     """Our machine's network stack: NIC, sockets, flows, background traffic."""
 
     def __init__(self, sim: "Simulation", rx_helper: RxBufferHelper) -> None:
         self.sim = sim
         self.env = sim.env
-        self.cfg = sim.config.net
+        self.cfg = cfg = sim.config.net
+        # nr_free_buffer_pages(): present pages above HIGH in the zones GFP_USER may use
+        free_buffer = sum(max(0, z.present - z.high) for z in sim.mm.zones if z.idx <= ZONE_NORMAL)
+        self.wmem_max, self.rmem_max = tcp_buffer_max(free_buffer)
+        #: the swap socket's buffer limits, in bytes of truesize
+        self.sndbuf = cfg.sndbuf or self.wmem_max
+        self.rcvbuf = cfg.rcvbuf or min(RCVBUF_AUTOTUNED, self.rmem_max)
         self.rx = rx_helper
         self.patches = sim.patches
         self.netvm = "netvm" in self.patches

@@ -170,3 +170,23 @@ def test_tcp_in_order_delivery_drops_after_a_hole(pm):
     assert flow.stats["ooo_dropped"] == 2
     assert flow.accept(1, 4) == 1         # the retransmission: 1 is a duplicate, 2-4 accepted
     assert flow.rcv_nxt == 5
+
+
+def test_socket_buffer_caps_follow_tcp_init():
+    from swapsim.net import tcp_buffer_max
+    # 1/128 of tcp_mem[1] (= free buffer pages / 8) in bytes: 4 bytes per page
+    assert tcp_buffer_max(500_000) == (2_000_000, 2_000_000)
+    assert tcp_buffer_max(60_000) == (240_000, 240_000)
+    # floors and ceilings: 64 KiB / 87380 bytes, 4 MiB / 6 MiB
+    assert tcp_buffer_max(1_000) == (64 << 10, 87380)
+    assert tcp_buffer_max(10_000_000) == (4 << 20, 6 << 20)
+
+
+def test_swap_socket_buffers_scale_with_memory_unless_set(pm):
+    small = _net_sim(pm)
+    big = _net_sim(pm, **{"machine.memory": '"1GiB"'})
+    assert small.transport.net.sndbuf < big.transport.net.sndbuf <= 4 << 20
+    assert big.transport.net.rcvbuf <= 512 << 10
+    fixed = _net_sim(pm, **{"net.sndbuf": '"1MiB"', "net.rcvbuf": '"96KiB"'})
+    assert fixed.transport.net.sndbuf == 1 << 20
+    assert fixed.transport.sock.rcvbuf == 96 << 10

@@ -526,7 +526,9 @@ class MM:
         owners = self.swap.owner[start:start + mask + 1]
         cand = owners[owners >= 0]
         cand = cand[(ps.flags[cand] & PG_RESIDENT) == 0]
-        yield from self.sim.cpus.run(task, self.cost.fault_major, sys=True)
+        cost = self.cost
+        yield from self.sim.cpus.run(
+            task, cost.fault_major + len(cand) * (cost.alloc_page + cost.swapin_page), sys=True)
         chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, len(cand))
         # While we slept, others may have read some of these pages in.
         still = cand[(ps.flags[cand] & PG_RESIDENT) == 0]

@@ -73,7 +73,7 @@ class Nbd(SwapTransport):
         self.server_busy = False
         self.replies: deque[tuple[Request, int]] = deque()  # (request, last segment of reply)
         self.tx_skbs: dict[int, tuple[list[int], list[int]]] = {}
-        self.tx_bytes = 0
+        self.wmem_queued = 0
         self.dead = False
         self.sk_allocation = G.GFP_NOIO | (G.GFP_MEMALLOC if self.memalloc else 0)
         self.stats_ = {"requests_sent": 0, "replies_read": 0, "send_alloc_waits": 0,
@@ -83,7 +83,7 @@ class Nbd(SwapTransport):
         sim = self.sim
         self.net = sim.net()
         cfg = sim.config.net
-        self.sock = Socket("nbd0", rcvbuf=cfg.rcvbuf)
+        self.sock = Socket("nbd0", rcvbuf=self.net.rcvbuf)
         if self.memalloc:
             self.sock.memalloc = True        # sk_set_memalloc()
             sim.memalloc_sock_count += 1
@@ -94,6 +94,9 @@ class Nbd(SwapTransport):
         size = cfg.rx_buffer_size
         self.data_cache = sim.kmem_cache(f"kmalloc-{size}", size)
         self.head_cache = sim.kmem_cache("skbuff_fclone_cache", 512)
+        # sk_wmem_queued counts truesize: per MSS segment, its kmalloc data
+        # buffer and its fclone head
+        self.seg_truesize = size + 512
         flags = G.PF_MEMALLOC if self.memalloc else 0
         self.sender = sim.spawn("nbd0", self._sender, kthread=True)
         self.client = sim.spawn("nbd-client", self._receiver, flags=flags)
@@ -113,8 +116,9 @@ class Nbd(SwapTransport):
         env = self.env
         mm = self.sim.mm
         cpus = self.sim.cpus
-        sndbuf = self.sim.config.net.sndbuf
+        sndbuf = self.net.sndbuf
         mss = self.sim.config.net.mss
+        seg_truesize = self.seg_truesize
         while True:
             while not self.waiting:
                 task.set_state("idle", env.now)
@@ -125,14 +129,15 @@ class Nbd(SwapTransport):
                 continue
             npages = len(req.pages) if req.op == WRITE else 0
             nbytes = REQUEST_HEADER + npages * 4096
-            while self.tx_bytes + nbytes > sndbuf and self.tx_bytes:
+            nseg = -(-nbytes // mss)
+            truesize = nseg * seg_truesize
+            while self.wmem_queued + truesize > sndbuf and self.wmem_queued:
                 task.set_state("sk_stream_wait_memory", env.now)
                 req.waiting_for = "socket send buffer (unacked data)"
                 yield self.sndbuf_wait.wait()
             # tcp_sendmsg() copies the request into MSS-sized linear skbs
             # (a NIC without scatter-gather): one data buffer from kmalloc and
             # one head from skbuff_fclone_cache per segment, held until ACKed.
-            nseg = -(-nbytes // mss)
             task.set_state("sendmsg_alloc", env.now)
             req.waiting_for = "skbs for the socket copy"
             before = env.now
@@ -154,33 +159,33 @@ class Nbd(SwapTransport):
                 st["send_alloc_wait_s"] += waited
                 st["send_alloc_wait_max_s"] = max(st["send_alloc_wait_max_s"], waited)
             self.tx_skbs[req.tag] = (data, heads)
-            self.tx_bytes += nbytes
+            self.wmem_queued += truesize
             task.set_state("running", env.now)
             yield from cpus.run(task, self.opts.send_cost + npages * self.sim.config.net.copy_page_cost,
                                 sys=True)
             if self.dead:
-                self._free_tx(req, nbytes)
+                self._free_tx(req)
                 self.queue.complete(req, EIO)
                 continue
             req.waiting_for = "server reply"
             req.dispatch_time = env.now
             self.stats_["requests_sent"] += 1
             self.sent.append(req)
-            self.tx_flow.send(nbytes, lambda req=req, nbytes=nbytes: self._acked(req, nbytes))
+            self.tx_flow.send(nbytes, lambda req=req: self._acked(req))
 
-    def _acked(self, req: Request, nbytes: int) -> None:
+    def _acked(self, req: Request) -> None:
         """The server acknowledged the request's bytes: the socket pages are freed."""
-        self._free_tx(req, nbytes)
+        self._free_tx(req)
         self.sndbuf_wait.wake_up_all()
 
-    def _free_tx(self, req: Request, nbytes: int) -> None:
+    def _free_tx(self, req: Request) -> None:
         skbs = self.tx_skbs.pop(req.tag, None)
         if skbs:
             slab = self.sim.slab
             ctx = self.net.softirq_ctx
             slab.free_bulk(self.data_cache, skbs[0], ctx)
             slab.free_bulk(self.head_cache, skbs[1], ctx)
-        self.tx_bytes -= nbytes
+            self.wmem_queued -= len(skbs[1]) * self.seg_truesize
 
     # -- the server ------------------------------------------------------------
     def _server_got(self, start: int, end: int) -> None:
@@ -234,7 +239,7 @@ class Nbd(SwapTransport):
             return
         self.dead = True
         for req in list(self.queue.inflight.values()):
-            self._free_tx(req, 0)  # tx_bytes no longer matters: the socket is dead
+            self._free_tx(req)
             self.queue.complete(req, EIO)
         self.waiting.clear()
 
@@ -246,7 +251,7 @@ class Nbd(SwapTransport):
             "rx_ring_filled": len(self.net.nic.ring),
             "rx_ring_size": self.net.nic.ring_size,
             "socket_rx_queue": self.sock.qlen,
-            "tx_bytes_unacked": self.tx_bytes,
+            "sk_wmem_queued": self.wmem_queued, "sk_sndbuf": self.net.sndbuf,
             "tx_rto_s": self.tx_flow.rto, "tx_retries": self.tx_flow.retries,
             "rx_rto_s": self.rx_flow.rto, "rx_retries": self.rx_flow.retries,
             "sender_state": self.sender.state, "client_state": self.client.state,
