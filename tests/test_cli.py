@@ -773,3 +773,12 @@ def test_run_arms_keeps_arm_order_and_config_errors():
     assert ei.value.problems == ["plugin.nope: no plugin implementation is named 'nope'"]
     with pytest.raises(ValueError):
         runner.run_arms(arms, jobs=0)
+
+
+def test_run_without_a_scenario_runs_the_seed_comparison(tmp_path):
+    out = run_json("run", *SMALL, "--arm", "vanilla-slab", "--arm", "swapnbd-slab", "-j", "1",
+                   "--out", str(tmp_path))
+    assert [r["arm"] for r in out["runs"]] == ["vanilla-slab", "swapnbd-slab"]
+    scenario = json.loads((tmp_path / "scenario.json").read_text())
+    assert scenario["scenario"] == "seed"
+    assert scenario["arms"] == ["vanilla-slab", "swapnbd-slab"]

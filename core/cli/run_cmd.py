@@ -16,7 +16,7 @@ from ..results import RunResult, dumps, write_run
 from ..runner import PluginOptions, default_jobs, run_arms
 from .app import STATE, UsageError, app, plugin_manager
 
-DEFAULT_SCENARIO = "disk-usemem"
+DEFAULT_SCENARIO = "seed"
 
 #: counters shown in the comparison table
 KEY_COUNTERS = ("pswpin", "pswpout", "allocstall", "pgscan_direct_throttle", "pgmajfault")
