@@ -1,8 +1,8 @@
 """Run the arms of ``seed-full`` (or another scenario) and print what they cost.
 
-Per arm: wall seconds, simulated seconds, simulated page touches per wall
-second, peak RSS of the process that ran it, and bytes of RSS per simulated
-(virtual) page.  Each arm runs in a fresh child process so that its peak RSS
+Per arm: wall seconds, simulated seconds, the workload's Sys seconds,
+simulated page touches per wall second, peak RSS of the process that ran it,
+and bytes of RSS per simulated (virtual) page.  Each arm runs in a fresh child process so that its peak RSS
 is its own.
 
     python benchmarks/seed_full.py                       # all four arms at 2 GiB
@@ -37,6 +37,7 @@ def run_one(scenario: str, arm: str, sets: list[str], seed: int, queue: mp.Queue
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     queue.put({"arm": arm, "outcome": result.outcome, "wall_s": wall,
                "sim_s": result.sim_time_s, "elapsed_s": result.elapsed_s,
+               "sys_s": result.sys_s, "user_s": result.user_s,
                "touches": result.pages_touched, "peak_rss": rss,
                "pages": sim.mm.pages.nr, "state_bytes_per_page": sim.mm.pages.bytes_per_page()})
 
@@ -53,7 +54,7 @@ def main() -> None:
     raw = get_plugin_manager().lookup("scenarios", args.scenario).factory()
     arms = args.arm or list(raw.get("arms", {"main": {}}))
     ctx = mp.get_context("spawn")
-    print(f"{'arm':<14} {'outcome':<10} {'wall s':>8} {'sim s':>9} {'touches/wall s':>15} "
+    print(f"{'arm':<14} {'outcome':<10} {'wall s':>8} {'sim s':>9} {'Sys s':>7} {'touches/wall s':>15} "
           f"{'peak RSS MiB':>13} {'RSS B/page':>11} {'state B/page':>13}")
     rows = []
     for arm in arms:
@@ -64,6 +65,7 @@ def main() -> None:
         p.join()
         rows.append(row)
         print(f"{row['arm']:<14} {row['outcome']:<10} {row['wall_s']:>8.1f} {row['sim_s']:>9.1f} "
+              f"{row['sys_s']:>7.2f} "
               f"{row['touches'] / row['wall_s']:>15,.0f} {row['peak_rss'] / 2**20:>13.0f} "
               f"{row['peak_rss'] / row['pages']:>11.1f} {row['state_bytes_per_page']:>13}",
               flush=True)
