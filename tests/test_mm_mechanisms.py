@@ -20,7 +20,7 @@ from collections import deque
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from swapsim.block import WRITE, RequestQueue
@@ -702,3 +702,60 @@ def test_anon_reclaim_never_flags_a_zone_congested(pm):
     _reclaim_once(sim, task, G.GFP_HIGHUSER_MOVABLE)
     assert sim.vmstat.ev["pswpout"] > 0  # … reclaim wrote pages to it …
     assert not zone.congested            # … but the swap bdi is never congested
+
+
+# -- GFP_NOIO scans in runs of batches: the same end state as batch by batch ---------------
+
+def _noio_scan(pm, kinds, stale, prio, batched):
+    from swapsim.mm.pages import (PG_DIRTY, PG_LOCKED, PG_PRESENT, PG_REFERENCED,
+                                  PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK)
+    from swapsim.mm.vmscan import ScanControl
+    sim = make_sim(pm)
+    mm = sim.mm
+    mm.reclaim.batch_inert = batched
+    zone = zones_by_name(sim)["DMA32"]
+    ps = mm.pages
+    n = len(kinds)
+    pages = np.arange(n, dtype=np.int32)
+    ps.zone[pages] = zone.gid
+    bits = [0, PG_WRITEBACK, PG_LOCKED, PG_REFERENCED, PG_SWAPCACHE | PG_DIRTY,
+            PG_SWAPCACHE | PG_DIRTY | PG_PRESENT, PG_SWAPCACHE, PG_PRESENT | PG_DIRTY]
+    for p, k in enumerate(kinds):
+        ps.flags[p] |= PG_RESIDENT | PG_TOUCHED | bits[k]
+    mm.lru_add(pages, active=False)
+    for p in stale:                      # moved away and back: a stale entry behind
+        if p < n:
+            mm._lru_del(np.array([p], dtype=np.int32))
+            mm.lru_add(np.array([p], dtype=np.int32), active=False)
+    set_free(zone, zone.high - zone.nr_file)       # below HIGH: anon lists only, all of them
+    sc = ScanControl(nr_to_reclaim=32, gfp=G.GFP_NOIO, kswapd=False, priority=prio)
+    task = Task(pid=9, comm="nbd0", kthread=True)
+    sim.env.process(mm.reclaim.shrink_zone(task, zone, sc))
+    sim.env.run(until=sim.env.now + 10.0)
+
+    def order(q):
+        pg, sq = q.buf, q.sq
+        idx = (np.arange(q.n) + q.tail) & (len(pg) - 1)
+        p, s = pg[idx], sq[idx]
+        return p[ps.lru_seq[p] == s].tolist()
+    ev = {k: v for k, v in sim.vmstat.ev.items() if v}
+    return (order(zone.inactive), order(zone.active), ps.flags[:n].tolist(),
+            zone.nr_inactive, zone.nr_active, zone.nr_free, zone.pages_scanned, ev,
+            sc.nr_scanned, sc.nr_reclaimed, round(sc.cpu, 12), round(sim.cpus.kthread_time, 12))
+
+
+#: runs of pages a GFP_NOIO scan can only put back (kinds 0, 1, 2, 4), broken by
+#: single pages it changes (activated, unmapped or freed: kinds 3, 5, 6, 7)
+_NOIO_PAGES = st.lists(st.one_of(st.lists(st.sampled_from([0, 0, 1, 2, 4]), min_size=32,
+                                          max_size=400),
+                                 st.sampled_from([3, 5, 6, 7]).map(lambda k: [k])),
+                       min_size=2, max_size=10).map(lambda runs: sum(runs, []))
+
+
+@settings(max_examples=60, deadline=None)
+@given(kinds=_NOIO_PAGES, stale=st.lists(st.integers(0, 999), max_size=40),
+       prio=st.integers(0, 2))
+def test_noio_runs_of_batches_end_where_batch_by_batch_does(pm, kinds, stale, prio):
+    batched = _noio_scan(pm, kinds, stale, prio, True)
+    assert batched == _noio_scan(pm, kinds, stale, prio, False)
+    note(f"scanned {batched[8]}")
