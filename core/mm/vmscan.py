@@ -29,6 +29,16 @@ SWAP_CLUSTER_MAX = 32
 DEF_PRIORITY = 12
 
 
+def _changed_without_io(f: np.ndarray) -> np.ndarray:
+    """Pages (by flags) that shrink_page_list without __GFP_IO would change:
+    not under I/O, and referenced (activated) or in the swap cache and still
+    mapped (unmapped) or clean (freed)."""
+    busy = (f & (PG_LOCKED | PG_WRITEBACK)) != 0
+    swapcache = (f & PG_SWAPCACHE) != 0
+    return ~busy & (((f & PG_REFERENCED) != 0)
+                    | (swapcache & ((f & (PG_PRESENT | PG_DIRTY)) != PG_DIRTY)))
+
+
 @define(eq=False)
 class ScanControl:
     nr_to_reclaim: float
@@ -224,15 +234,29 @@ class Reclaim:
         ps = self.mm.pages
         flags = ps.flags
         q = zone.inactive
-        raw_pages, raw_seqs = q.pop(max_batches * SWAP_CLUSTER_MAX * 2)
+        want = max_batches * SWAP_CLUSTER_MAX
+        # pop in growing chunks until a page the scan would change shows up
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        size, nlive = 2 * SWAP_CLUSTER_MAX, 0
+        while nlive < want and len(q):
+            cp, cs = q.pop(size)
+            chunks.append((cp, cs))
+            cl = cp[ps.lru_seq[cp] == cs]
+            nlive += len(cl)
+            if _changed_without_io(flags[cl]).any():
+                break
+            size = min(2 * size, want - nlive + SWAP_CLUSTER_MAX)
+        if not chunks:
+            return 0
+        raw_pages = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+        raw_seqs = np.concatenate([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
         live_idx = np.flatnonzero(ps.lru_seq[raw_pages] == raw_seqs)
         live = raw_pages[live_idx]
         f = flags[live]
         busy = (f & (PG_LOCKED | PG_WRITEBACK)) != 0
         swapcache = (f & PG_SWAPCACHE) != 0
-        mapped_or_clean = (f & (PG_PRESENT | PG_DIRTY)) != PG_DIRTY
-        active = ~busy & (((f & PG_REFERENCED) != 0) | (swapcache & mapped_or_clean))
-        first = int(np.argmax(active)) if active.any() else len(live)
+        changed = _changed_without_io(f)
+        first = int(np.argmax(changed)) if changed.any() else len(live)
         k = min(first, len(live)) // SWAP_CLUSTER_MAX
         k = min(k, max_batches)
         n = k * SWAP_CLUSTER_MAX
@@ -323,6 +347,8 @@ class Reclaim:
                     sc.cpu += seconds
                     yield from cpus.run(task, seconds, sys=True)
                     continue
+            if not nr_inactive and not self.inactive_is_low(zone):
+                break  # what is left of the loop would only count nr_active down
             seconds = 0.0
             n = min(nr_active, SWAP_CLUSTER_MAX)
             nr_active -= n
