@@ -104,6 +104,23 @@ class PageQueue:
         self.head = h
         self.n += k
 
+    def push_tail_seq(self, pages: list[int], seq: int) -> None:
+        """push_tail() of a short list whose sequence numbers are seq, seq+1, …"""
+        k = len(pages)
+        if not k:
+            return
+        self._grow(k)
+        mask = len(self.buf) - 1
+        t = self.tail
+        mbuf, msq = self.mbuf, self.msq
+        for p in pages:             # each one goes in below the tail, like push_tail()
+            t = (t - 1) & mask
+            mbuf[t] = p
+            msq[t] = seq if seq < _I32_MAX else _wrap32(seq)
+            seq += 1
+        self.tail = t
+        self.n += k
+
     def push_tail(self, pages: np.ndarray, seqs: np.ndarray) -> None:
         """Add at the tail: the next pages reclaim will look at (rotate_reclaimable_page)."""
         k = len(pages)
