@@ -41,6 +41,11 @@ _LRU, _ACTIVE = int(PG_LRU), int(PG_ACTIVE)
 JIFFY = 0.004  # HZ=250
 
 
+_ALLOC_WMARK_MASK, _ALLOC_NO_WATERMARKS = G.ALLOC_WMARK_MASK, G.ALLOC_NO_WATERMARKS
+_ALLOC_HIGH, _ALLOC_HARDER = G.ALLOC_HIGH, G.ALLOC_HARDER
+_ALLOC_WMARK_LOW, _ALLOC_CPUSET = G.ALLOC_WMARK_LOW, G.ALLOC_CPUSET
+
+
 class OutOfMemory(Exception):
     """The OOM killer would have fired: ends the arm with outcome "oom"."""
 
@@ -202,10 +207,20 @@ class MM:
     def _take(self, zonelist: list[Zone], order: int, alloc_flags: int) -> Zone | None:
         """get_page_from_freelist() for one block."""
         classzone = zonelist[0].idx
-        wm = alloc_flags & G.ALLOC_WMARK_MASK
+        wm = alloc_flags & _ALLOC_WMARK_MASK
+        check = not alloc_flags & _ALLOC_NO_WATERMARKS
         for z in zonelist:
-            if not alloc_flags & G.ALLOC_NO_WATERMARKS:
-                if not z.watermark_ok(order, z.watermark[wm], classzone, alloc_flags):
+            if check:
+                if order == 0:
+                    # Zone.watermark_ok() for order 0, inlined: slab pages come this way
+                    m = z.watermark[wm]
+                    if alloc_flags & _ALLOC_HIGH:
+                        m -= m // 2
+                    if alloc_flags & _ALLOC_HARDER:
+                        m -= m // 4
+                    if z.nr_free <= m + z.lowmem_reserve[classzone]:
+                        continue
+                elif not z.watermark_ok(order, z.watermark[wm], classzone, alloc_flags):
                     continue
             if z.take(order):
                 self.ev[self._pgalloc[z.idx]] += 1 << order
@@ -252,8 +267,10 @@ class MM:
 
     def alloc_nosleep(self, gfp: int, order: int, ctx: AllocContext) -> tuple[int, bool]:
         """One block without sleeping: the slow path up to (not including) reclaim."""
-        zl = self.zonelist(ctx.task)
-        z = self._take(zl, order, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET)
+        task = ctx.task
+        nodes = self.nodes
+        zl = nodes[(task.pid if task is not None else 0) % len(nodes)].zonelist
+        z = self._take(zl, order, _ALLOC_WMARK_LOW | _ALLOC_CPUSET)
         if z is not None:
             return z.gid, False
         if not gfp & G.GFP_NO_KSWAPD:
