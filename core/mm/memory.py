@@ -37,6 +37,9 @@ _MAPPED_WRITE = int(PG_PRESENT | PG_DIRTY | PG_REFERENCED)
 _SWAPIN_SET = int(PG_RESIDENT | PG_SWAPCACHE | PG_LOCKED | PG_TOUCHED)
 _SWAPIN_CLEAR = int(PG_DIRTY | PG_REFERENCED | PG_PRESENT)
 _LRU, _ACTIVE = int(PG_LRU), int(PG_ACTIVE)
+_TOUCHED = int(PG_TOUCHED)
+_ZERO_FAULT = int(PG_RESIDENT | PG_PRESENT | PG_DIRTY | PG_REFERENCED | PG_TOUCHED)
+_TOUCH = int(PG_REFERENCED | PG_DIRTY)
 
 JIFFY = 0.004  # HZ=250
 
@@ -488,12 +491,11 @@ class MM:
         for gid in sorted(groups):   # np.unique order
             sel = groups[gid]
             z = zones[gid]
-            seq = ps.new_seqs_list(sel)
             if active:
-                z.active.push_seq(sel, seq)
+                z.active.push_pages(sel, ps)
                 z.nr_active += len(sel)
             else:
-                z.inactive.push_seq(sel, seq)
+                z.inactive.push_pages(sel, ps)
                 z.nr_inactive += len(sel)
 
     # -- faults ---------------------------------------------------------------
@@ -533,7 +535,11 @@ class MM:
             n = j - i
             if n:
                 yield from cpus.run(task, n * cost.touch_page, sys=False)
-                flags[i:i + n] |= PG_REFERENCED | PG_DIRTY
+                if n <= 16:
+                    for p in range(i, i + n):
+                        mflags[p] |= _TOUCH
+                else:
+                    flags[i:i + n] |= PG_REFERENCED | PG_DIRTY
                 self.lru_gen += 1
                 self.pages_touched += n
                 i += n
@@ -548,18 +554,22 @@ class MM:
     def _fault_zero(self, task: "Task", i: int, end: int) -> Generator[Event, Any, None]:
         """do_anonymous_page() for a run of ≤ 32 never-touched pages."""
         ps = self.pages
-        f = ps.flags[i:min(end, i + 32)]
-        fresh = np.flatnonzero((f & (PG_RESIDENT | PG_TOUCHED)) != 0)
-        k = int(fresh[0]) if len(fresh) else len(f)
+        mflags = ps.mflags
+        lim = min(end, i + 32)
+        j = i
+        while j < lim and not mflags[j] & (_RESIDENT | _TOUCHED):
+            j += 1
+        k = j - i
         assert k > 0, f"page {i} lost: neither resident, in swap, nor new"
         task.set_state("fault", self.env.now)
         chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, k, least=1)
         k = sum(c for _, c in chunks)
         # while we slept nobody else could fault our private pages in
-        pages = np.arange(i, i + k, dtype=np.int32)
-        self._place(pages, chunks)
-        ps.flags[i:i + k] |= PG_RESIDENT | PG_PRESENT | PG_DIRTY | PG_REFERENCED | PG_TOUCHED
-        self.lru_add(pages, active=True)
+        pages = list(range(i, i + k))
+        self._place_list(pages, chunks)
+        for p in pages:
+            mflags[p] |= _ZERO_FAULT
+        self.lru_add_list(pages, active=True)
         self.ev["pgfault"] += k
         yield from self.sim.cpus.run(task, k * (self.cost.fault_zero + self.cost.alloc_page), sys=True)
         task.set_state("running", self.env.now)

@@ -7,6 +7,9 @@ operations reclaim needs (isolate 32, classify, put back) to be vectorised.
 
 from __future__ import annotations
 
+from array import array
+from typing import Any
+
 import numpy as np
 
 # page flags (a subset of the kernel's, same meaning); numpy scalars so that
@@ -87,39 +90,65 @@ class PageQueue:
         self.head = (self.head + k) & mask
         self.n += k
 
-    def push_seq(self, pages: list[int], seq: int) -> None:
-        """push() of a short list whose sequence numbers are seq, seq+1, … (int32)."""
+    def push_pages(self, pages: list[int], ps: "PageState") -> None:
+        """push() of a short list with fresh sequence numbers (PageState.new_seqs)."""
         k = len(pages)
         if not k:
             return
+        seqs = ps.new_seqs_list(pages)
         self._grow(k)
-        mask = len(self.buf) - 1
+        cap = len(self.buf)
         h = self.head
-        mbuf, msq = self.mbuf, self.msq
-        for p in pages:
-            mbuf[h] = p
-            msq[h] = seq if seq < _I32_MAX else _wrap32(seq)
-            seq += 1
-            h = (h + 1) & mask
-        self.head = h
+        if h + k <= cap:
+            self.mbuf[h:h + k] = array("i", pages)
+            self.msq[h:h + k] = array("i", seqs)
+        else:
+            mask = cap - 1
+            mbuf, msq = self.mbuf, self.msq
+            for p, sq in zip(pages, seqs):
+                mbuf[h] = p
+                msq[h] = sq
+                h = (h + 1) & mask
+        self.head = (self.head + k) & (cap - 1)
         self.n += k
 
-    def push_tail_seq(self, pages: list[int], seq: int) -> None:
-        """push_tail() of a short list whose sequence numbers are seq, seq+1, …"""
+    def push_tail_pages(self, pages: list[int], ps: "PageState") -> None:
+        """push_tail() of a short list with fresh sequence numbers."""
         k = len(pages)
         if not k:
             return
+        seqs = ps.new_seqs_list(pages)
         self._grow(k)
-        mask = len(self.buf) - 1
+        cap = len(self.buf)
         t = self.tail
-        mbuf, msq = self.mbuf, self.msq
-        for p in pages:             # each one goes in below the tail, like push_tail()
-            t = (t - 1) & mask
-            mbuf[t] = p
-            msq[t] = seq if seq < _I32_MAX else _wrap32(seq)
-            seq += 1
-        self.tail = t
+        if t >= k:                  # like push_tail(): the last page ends up at the tail
+            self.mbuf[t - k:t] = array("i", reversed(pages))
+            self.msq[t - k:t] = array("i", reversed(seqs))
+        else:
+            mask = cap - 1
+            mbuf, msq = self.mbuf, self.msq
+            for p, sq in zip(pages, seqs):
+                t = (t - 1) & mask
+                mbuf[t] = p
+                msq[t] = sq
+        self.tail = (self.tail - k) & (cap - 1)
         self.n += k
+
+    def pop_live(self, k: int, mseq: memoryview) -> list[int]:
+        """pop(k) as a list of the live entries only (``mseq``: PageState.mseq)."""
+        k = min(k, self.n)
+        cap = len(self.buf)
+        t = self.tail
+        if t + k <= cap:
+            pages = self.mbuf[t:t + k].tolist()
+            seqs = self.msq[t:t + k].tolist()
+        else:
+            w = t + k - cap
+            pages = self.mbuf[t:].tolist() + self.mbuf[:w].tolist()
+            seqs = self.msq[t:].tolist() + self.msq[:w].tolist()
+        self.tail = (t + k) & (cap - 1)
+        self.n -= k
+        return [p for p, sq in zip(pages, seqs) if mseq[p] == sq]
 
     def push_tail(self, pages: np.ndarray, seqs: np.ndarray) -> None:
         """Add at the tail: the next pages reclaim will look at (rotate_reclaimable_page)."""
@@ -183,13 +212,16 @@ class PageState:
         self.lru_seq[pages] = seqs
         return seqs
 
-    def new_seqs_list(self, pages: list[int]) -> int:
-        """new_seqs() for a short list: returns the first sequence number (unwrapped)."""
+    def new_seqs_list(self, pages: list[int]) -> Any:
+        """new_seqs() for a short list: the sequence numbers (a range unless they wrap)."""
         start = self.seq_counter
-        self.seq_counter += len(pages)
+        k = len(pages)
+        self.seq_counter = start + k
+        if start + k > _I32_MAX:    # past int32: wrap as numpy's astype(np.int32) does
+            seqs: Any = [_wrap32(x) for x in range(start, start + k)]
+        else:
+            seqs = range(start, start + k)
         mseq = self.mseq
-        seq = start
-        for p in pages:
-            mseq[p] = seq if seq < _I32_MAX else _wrap32(seq)
-            seq += 1
-        return start
+        for p, sq in zip(pages, seqs):
+            mseq[p] = sq
+        return seqs

@@ -85,22 +85,12 @@ class Reclaim:
         return got[0] if len(got) == 1 else np.concatenate(got)
 
     def _isolate_list(self, q: Any, nr: int) -> list[int]:
-        """_isolate() as a list, read through memoryviews (a batch is ≤ 32 pages)."""
+        """_isolate() as a list (a batch is ≤ 32 pages: Python beats numpy there)."""
         mseq = self.mm.pages.mseq
         got: list[int] = []
         need = nr
         while need > 0 and q.n:
-            k = need if need < q.n else q.n
-            mask = len(q.buf) - 1
-            t = q.tail
-            mbuf, msq = q.mbuf, q.msq
-            for _ in range(k):
-                p = mbuf[t]
-                if mseq[p] == msq[t]:
-                    got.append(p)
-                t = (t + 1) & mask
-            q.tail = t
-            q.n -= k
+            got += q.pop_live(need, mseq)
             need = nr - len(got)
         return got
 
@@ -131,7 +121,7 @@ class Reclaim:
         mflags = ps.mflags
         for p in pages:
             mflags[p] &= ~(_ACTIVE | _REFERENCED)
-        zone.inactive.push_seq(pages, ps.new_seqs_list(pages))
+        zone.inactive.push_pages(pages, ps)
         zone.nr_inactive += k
         self.ev[self._ev_refill[zone.idx]] += k
         self.ev["pgdeactivate"] += k
@@ -226,11 +216,11 @@ class Reclaim:
         if activate:
             for p in activate:
                 mflags[p] = (mflags[p] | _ACTIVE) & ~_REFERENCED
-            zone.active.push_seq(activate, ps.new_seqs_list(activate))
+            zone.active.push_pages(activate, ps)
             zone.nr_active += len(activate)
             self.ev["pgactivate"] += len(activate)
         if keep:
-            zone.inactive.push_seq(keep, ps.new_seqs_list(keep))
+            zone.inactive.push_pages(keep, ps)
             zone.nr_inactive += len(keep)
         if changed or freed or writes or activate:
             mm.lru_gen += 1
@@ -284,7 +274,7 @@ class Reclaim:
                     groups.setdefault(mzone[p], []).append(p)
             for gid in sorted(groups):   # np.unique order
                 sel = groups[gid]
-                zones[gid].inactive.push_tail_seq(sel, ps.new_seqs_list(sel))
+                zones[gid].inactive.push_tail_pages(sel, ps)
             self.ev["pgrotated"] += len(rotate)
 
     # -- a zone -----------------------------------------------------------------
