@@ -14,7 +14,7 @@ from typing import Generator
 
 from attrs import define
 
-from .engine import Environment, Event
+from .engine import Environment, Event, Timeout
 from .mm.gfp import PF_KTHREAD
 
 
@@ -55,6 +55,7 @@ class Cpus:
     def run(self, task: Task, seconds: float, sys: bool) -> Generator[Event, object, None]:
         """Consume ``seconds`` of CPU as ``task`` (sys or user time)."""
         env = self.env
+        timeslice = self.timeslice
         while seconds > 0:
             if self.idle:
                 self.idle -= 1
@@ -62,8 +63,8 @@ class Cpus:
                 ev = Event(env)
                 self.runqueue.append(ev)
                 yield ev  # the releasing task hands its CPU over directly
-            burst = seconds if seconds < self.timeslice else self.timeslice
-            yield env.timeout(burst)
+            burst = seconds if seconds < timeslice else timeslice
+            yield Timeout(env, burst)
             seconds -= burst
             self.busy_time += burst
             if task.kthread:

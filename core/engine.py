@@ -64,6 +64,23 @@ class Timeout(Event):
         heappush(env._queue, (env.now + delay, env._seq, self))
 
 
+def _call_fn(event: "_Call") -> None:
+    event.fn()
+
+
+class _Call(Event):
+    """What call_later() schedules: one shared callback runs ``fn``, so that no
+    closure is built per call (call_later carries every packet and timer)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, env: "Environment", fn: Callable[[], None]) -> None:
+        self.env = env
+        self.callbacks = [_call_fn]
+        self.value = None
+        self.fn = fn
+
+
 class Process(Event):
     """Runs a generator; as an event it triggers with the generator's return value."""
 
@@ -157,10 +174,13 @@ class Environment:
     def process(self, gen: Generator, name: str = "") -> Process:
         return Process(self, gen, name)
 
-    def call_later(self, delay: float, fn: Callable[[], None]) -> Timeout:
+    def call_later(self, delay: float, fn: Callable[[], None]) -> Event:
         """Run a plain function ``delay`` seconds from now (cheaper than a process)."""
-        t = Timeout(self, delay)
-        t.callbacks.append(lambda _e: fn())
+        if delay < 0:
+            raise ValueError(f"negative delay {delay}")
+        t = _Call(self, fn)
+        self._seq += 1
+        heappush(self._queue, (self.now + delay, self._seq, t))
         return t
 
     def any_of(self, events: Iterable[Event]) -> Event:

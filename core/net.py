@@ -71,6 +71,12 @@ class RxBufferHelper:
     def free(self, handle: Any, ctx: AllocContext) -> None:
         raise NotImplementedError
 
+    def pfmemalloc_marks(self, handles: list[Any]) -> list[Any]:
+        """:meth:`pfmemalloc` of each handle.  Helpers may override it to answer for
+        a whole burst without a method call per packet."""
+        pfmemalloc = self.pfmemalloc
+        return [pfmemalloc(h) for h in handles]
+
     def alloc_bulk(self, gfp: int, ctx: AllocContext, n: int) -> list[Any]:
         """Up to ``n`` buffers: exactly ``n`` calls of :meth:`alloc`, stopping at the first
         failure (no call after it; None is not in the list).  Helpers override this
@@ -595,7 +601,7 @@ class NetStack:
         """
         if self.netvm:
             rx = self.rx
-            marks = [rx.pfmemalloc(b) for b in burst.bufs]
+            marks = rx.pfmemalloc_marks(burst.bufs)
             if True in marks:
                 self.nic.stats["rx_pfmemalloc"] += marks.count(True)
                 sock = burst.sock

@@ -17,8 +17,8 @@ from ..block import READ
 from ..engine import Event, WaitQueue
 from ..slab import AllocContext
 from . import gfp as G
-from .pages import (PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_REFERENCED, PG_RESIDENT,
-                    PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue, PageState)
+from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_REFERENCED,
+                    PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue, PageState)
 from .swapfile import SwapArea
 from .zone import (MAX_NR_ZONES, PAGE_SHIFT, ZONE_NAMES, ZONE_NORMAL, Zone,
                    default_min_free_kbytes, inactive_ratio_for, setup_lowmem_reserve,
@@ -30,7 +30,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = structlog.get_logger()
 
+# the flags as Python ints, for the PageState memoryviews
+_PRESENT, _RESIDENT, _LOCKED = int(PG_PRESENT), int(PG_RESIDENT), int(PG_LOCKED)
+_WRITEBACK, _SWAPCACHE, _ORPHAN = int(PG_WRITEBACK), int(PG_SWAPCACHE), int(PG_ORPHAN)
+_MAPPED_WRITE = int(PG_PRESENT | PG_DIRTY | PG_REFERENCED)
+_SWAPIN_SET = int(PG_RESIDENT | PG_SWAPCACHE | PG_LOCKED | PG_TOUCHED)
+_SWAPIN_CLEAR = int(PG_DIRTY | PG_REFERENCED | PG_PRESENT)
+_LRU, _ACTIVE = int(PG_LRU), int(PG_ACTIVE)
+_TOUCHED = int(PG_TOUCHED)
+_ZERO_FAULT = int(PG_RESIDENT | PG_PRESENT | PG_DIRTY | PG_REFERENCED | PG_TOUCHED)
+_TOUCH = int(PG_REFERENCED | PG_DIRTY)
+
 JIFFY = 0.004  # HZ=250
+
+
+_ALLOC_WMARK_MASK, _ALLOC_NO_WATERMARKS = G.ALLOC_WMARK_MASK, G.ALLOC_NO_WATERMARKS
+_ALLOC_HIGH, _ALLOC_HARDER = G.ALLOC_HIGH, G.ALLOC_HARDER
+_ALLOC_WMARK_LOW, _ALLOC_CPUSET = G.ALLOC_WMARK_LOW, G.ALLOC_CPUSET
 
 
 class OutOfMemory(Exception):
@@ -194,10 +210,20 @@ class MM:
     def _take(self, zonelist: list[Zone], order: int, alloc_flags: int) -> Zone | None:
         """get_page_from_freelist() for one block."""
         classzone = zonelist[0].idx
-        wm = alloc_flags & G.ALLOC_WMARK_MASK
+        wm = alloc_flags & _ALLOC_WMARK_MASK
+        check = not alloc_flags & _ALLOC_NO_WATERMARKS
         for z in zonelist:
-            if not alloc_flags & G.ALLOC_NO_WATERMARKS:
-                if not z.watermark_ok(order, z.watermark[wm], classzone, alloc_flags):
+            if check:
+                if order == 0:
+                    # Zone.watermark_ok() for order 0, inlined: slab pages come this way
+                    m = z.watermark[wm]
+                    if alloc_flags & _ALLOC_HIGH:
+                        m -= m // 2
+                    if alloc_flags & _ALLOC_HARDER:
+                        m -= m // 4
+                    if z.nr_free <= m + z.lowmem_reserve[classzone]:
+                        continue
+                elif not z.watermark_ok(order, z.watermark[wm], classzone, alloc_flags):
                     continue
             if z.take(order):
                 self.ev[self._pgalloc[z.idx]] += 1 << order
@@ -244,8 +270,10 @@ class MM:
 
     def alloc_nosleep(self, gfp: int, order: int, ctx: AllocContext) -> tuple[int, bool]:
         """One block without sleeping: the slow path up to (not including) reclaim."""
-        zl = self.zonelist(ctx.task)
-        z = self._take(zl, order, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET)
+        task = ctx.task
+        nodes = self.nodes
+        zl = nodes[(task.pid if task is not None else 0) % len(nodes)].zonelist
+        z = self._take(zl, order, _ALLOC_WMARK_LOW | _ALLOC_CPUSET)
         if z is not None:
             return z.gid, False
         if not gfp & G.GFP_NO_KSWAPD:
@@ -391,6 +419,15 @@ class MM:
             zone[pages[i:i + k]] = gid
             i += k
 
+    def _place_list(self, pages: list[int], chunks: list[tuple[int, int]]) -> None:
+        """_place() for a short list."""
+        i = 0
+        mzone = self.pages.mzone
+        for gid, k in chunks:
+            for p in pages[i:i + k]:
+                mzone[p] = gid
+            i += k
+
     def _release_unused(self, chunks: list[tuple[int, int]], used: int) -> None:
         """Give back the tail of a bulk allocation that turned out not to be needed."""
         i = 0
@@ -426,6 +463,41 @@ class MM:
                 z.inactive.push(sel, seqs)
                 z.nr_inactive += len(sel)
 
+    def lru_add_list(self, pages: list[int], active: bool) -> None:
+        """lru_add() for a short list of pages (same order, same sequence numbers)."""
+        if not pages:
+            return
+        self.lru_gen += 1
+        ps = self.pages
+        mflags = ps.mflags
+        if active:
+            for p in pages:
+                mflags[p] |= _LRU | _ACTIVE
+        else:
+            for p in pages:
+                mflags[p] = (mflags[p] | _LRU) & ~_ACTIVE
+        zones = self.zones
+        if len(zones) == 1:
+            groups = {zones[0].gid: pages}
+        else:
+            mzone = ps.mzone
+            groups = {}
+            for p in pages:
+                g = mzone[p]
+                if g in groups:
+                    groups[g].append(p)
+                else:
+                    groups[g] = [p]
+        for gid in sorted(groups):   # np.unique order
+            sel = groups[gid]
+            z = zones[gid]
+            if active:
+                z.active.push_pages(sel, ps)
+                z.nr_active += len(sel)
+            else:
+                z.inactive.push_pages(sel, ps)
+                z.nr_inactive += len(sel)
+
     # -- faults ---------------------------------------------------------------
     def touch(self, task: "Task", start: int, end: int) -> Generator[Event, Any, None]:
         """The workload writes one word in each page of [start, end)."""
@@ -434,22 +506,47 @@ class MM:
         cost = self.cost
         cpus = self.sim.cpus
         chunk = max(1, int(cost.timeslice / cost.touch_page)) if cost.touch_page else 1 << 20
+        mflags = ps.mflags
+        mslot = ps.mslot
+        present = int(PG_PRESENT)
+        resident = int(PG_RESIDENT)
         i = start
         while i < end:
-            f = flags[i:min(end, i + chunk)]
-            miss = np.flatnonzero((f & PG_PRESENT) == 0)
-            n = int(miss[0]) if len(miss) else len(f)
+            # n = the run of mapped pages at i, at most one timeslice of them.
+            # Faults come every few pages, so look page by page first and let
+            # numpy take over only on a long run (same n either way).
+            lim = min(end, i + chunk)
+            j = i
+            stop = min(lim, i + 32)
+            while j < stop and mflags[j] & present:
+                j += 1
+            if j == stop and j < lim:
+                w = 256
+                while True:
+                    e = min(lim, j + w)
+                    miss = np.flatnonzero((flags[j:e] & PG_PRESENT) == 0)
+                    if len(miss):
+                        j += int(miss[0])
+                        break
+                    j = e
+                    if j == lim:
+                        break
+                    w <<= 2
+            n = j - i
             if n:
                 yield from cpus.run(task, n * cost.touch_page, sys=False)
-                flags[i:i + n] |= PG_REFERENCED | PG_DIRTY
+                if n <= 16:
+                    for p in range(i, i + n):
+                        mflags[p] |= _TOUCH
+                else:
+                    flags[i:i + n] |= PG_REFERENCED | PG_DIRTY
                 self.lru_gen += 1
                 self.pages_touched += n
                 i += n
                 continue
-            fi = int(flags[i])
-            if fi & PG_RESIDENT:
+            if mflags[i] & resident:
                 yield from self._fault_swapcache(task, i, end)
-            elif ps.slot[i] >= 0:
+            elif mslot[i] >= 0:
                 yield from self._fault_major(task, i)
             else:
                 yield from self._fault_zero(task, i, end)
@@ -457,18 +554,22 @@ class MM:
     def _fault_zero(self, task: "Task", i: int, end: int) -> Generator[Event, Any, None]:
         """do_anonymous_page() for a run of ≤ 32 never-touched pages."""
         ps = self.pages
-        f = ps.flags[i:min(end, i + 32)]
-        fresh = np.flatnonzero((f & (PG_RESIDENT | PG_TOUCHED)) != 0)
-        k = int(fresh[0]) if len(fresh) else len(f)
+        mflags = ps.mflags
+        lim = min(end, i + 32)
+        j = i
+        while j < lim and not mflags[j] & (_RESIDENT | _TOUCHED):
+            j += 1
+        k = j - i
         assert k > 0, f"page {i} lost: neither resident, in swap, nor new"
         task.set_state("fault", self.env.now)
         chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, k, least=1)
         k = sum(c for _, c in chunks)
         # while we slept nobody else could fault our private pages in
-        pages = np.arange(i, i + k, dtype=np.int32)
-        self._place(pages, chunks)
-        ps.flags[i:i + k] |= PG_RESIDENT | PG_PRESENT | PG_DIRTY | PG_REFERENCED | PG_TOUCHED
-        self.lru_add(pages, active=True)
+        pages = list(range(i, i + k))
+        self._place_list(pages, chunks)
+        for p in pages:
+            mflags[p] |= _ZERO_FAULT
+        self.lru_add_list(pages, active=True)
         self.ev["pgfault"] += k
         yield from self.sim.cpus.run(task, k * (self.cost.fault_zero + self.cost.alloc_page), sys=True)
         task.set_state("running", self.env.now)
@@ -485,17 +586,21 @@ class MM:
                 self._check_read_error(i)
             task.set_state("running", self.env.now)
             return  # the caller looks at the page again
-        f = ps.flags[i:min(end, i + 64)]
-        want = PG_RESIDENT
-        bad = np.flatnonzero((f & (PG_RESIDENT | PG_PRESENT | PG_LOCKED)) != want)
-        k = int(bad[0]) if len(bad) else len(f)
+        mflags = ps.mflags
+        lim = min(end, i + 64)
+        j = i
+        while j < lim and mflags[j] & (_RESIDENT | _PRESENT | _LOCKED) == _RESIDENT:
+            j += 1
+        k = j - i
         yield from self.sim.cpus.run(task, k * self.cost.fault_minor, sys=True)
         # the CPU burst may have let reclaim take some of these pages: recheck
-        f = ps.flags[i:i + k]
-        bad = np.flatnonzero((f & (PG_RESIDENT | PG_PRESENT | PG_LOCKED)) != want)
-        k = int(bad[0]) if len(bad) else k
+        lim = j
+        j = i
+        while j < lim and mflags[j] & (_RESIDENT | _PRESENT | _LOCKED) == _RESIDENT:
+            j += 1
+        k = j - i
         if k:
-            self._map_write(np.arange(i, i + k, dtype=np.int32))
+            self._map_write_list(range(i, j))
             self.ev["pgfault"] += k
 
     def _map_write(self, pages: np.ndarray) -> None:
@@ -511,6 +616,20 @@ class MM:
             ps.flags[reuse] &= ~PG_SWAPCACHE
         ps.flags[pages] |= PG_PRESENT | PG_DIRTY | PG_REFERENCED
 
+    def _map_write_list(self, pages: Any) -> None:
+        """_map_write() for a short sequence of pages."""
+        ps = self.pages
+        mflags, mslot = ps.mflags, ps.mslot
+        self.lru_gen += 1
+        reuse = [p for p in pages if not mflags[p] & _WRITEBACK]
+        if reuse:
+            self.swap.release_list([mslot[p] for p in reuse])
+            for p in reuse:
+                mslot[p] = -1
+                mflags[p] &= ~_SWAPCACHE
+        for p in pages:
+            mflags[p] |= _MAPPED_WRITE
+
     def _check_read_error(self, page: int) -> None:
         ps = self.pages
         if not ps.flags[page] & PG_RESIDENT and ps.slot[page] >= 0 and self._read_failed.get(page):
@@ -519,54 +638,63 @@ class MM:
     def _fault_major(self, task: "Task", i: int) -> Generator[Event, Any, None]:
         """do_swap_page() missing the swap cache: swapin_readahead() of an aligned block."""
         ps = self.pages
+        mflags, mslot = ps.mflags, ps.mslot
         task.set_state("fault", self.env.now)
         mask = (1 << self.page_cluster) - 1
-        slot = int(ps.slot[i])
-        start = slot & ~mask
-        owners = self.swap.owner[start:start + mask + 1]
-        cand = owners[owners >= 0]
-        cand = cand[(ps.flags[cand] & PG_RESIDENT) == 0]
+        start = mslot[i] & ~mask
+        cand = [p for p in self.swap.mowner[start:start + mask + 1].tolist()
+                if p >= 0 and not mflags[p] & _RESIDENT]
         cost = self.cost
         yield from self.sim.cpus.run(
             task, cost.fault_major + len(cand) * (cost.alloc_page + cost.swapin_page), sys=True)
         chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, len(cand))
         # While we slept, others may have read some of these pages in.
-        still = cand[(ps.flags[cand] & PG_RESIDENT) == 0]
-        still = still[ps.slot[still] >= 0]
+        still = [p for p in cand if not mflags[p] & _RESIDENT and mslot[p] >= 0]
         if len(still) < len(cand):
             self._release_unused(chunks, len(still))
             cand = still
-        if len(cand):
-            self._place(cand, chunks)
-            ps.flags[cand] |= PG_RESIDENT | PG_SWAPCACHE | PG_LOCKED | PG_TOUCHED
-            ps.flags[cand] &= ~(PG_DIRTY | PG_REFERENCED | PG_PRESENT)
-            self.lru_add(cand, active=False)
-            cand = cand[np.argsort(ps.slot[cand], kind="stable")]
+        if cand:
+            self._place_list(cand, chunks)
+            for p in cand:
+                mflags[p] = (mflags[p] | _SWAPIN_SET) & ~_SWAPIN_CLEAR
+            self.lru_add_list(cand, active=False)
+            cand = sorted(cand, key=mslot.__getitem__)
             self.nr_reading += len(cand)
             self.ev["pswpin"] += len(cand)
             self.ev["pgpgin"] += len(cand) * 4
             self.ev["pgmajfault"] += 1
             # One request (and one completion event) per run of contiguous slots.
-            slots = ps.slot[cand]
-            breaks = np.flatnonzero(np.diff(slots) != 1) + 1
-            runs = np.split(cand, breaks) if len(breaks) else [cand]
+            runs = []
+            run = [cand[0]]
+            prev = mslot[cand[0]]
+            for p in cand[1:]:
+                s = mslot[p]
+                if s != prev + 1:
+                    runs.append(run)
+                    run = []
+                run.append(p)
+                prev = s
+            runs.append(run)
+            submit = self.transport.queue.submit
             for run in runs:
                 ev = Event(self.env)
-                for p in run.tolist():
+                for p in run:
                     self.read_events[p] = ev
 
                 def done(req: Any, ev: Event = ev) -> None:
                     self._read_done(req)
                     ev.succeed()
-                yield from self.transport.queue.submit(task, READ, ps.slot[run].copy(), run, done)
-        if ps.flags[i] & PG_LOCKED:
+                yield from submit(task, READ, np.array([mslot[p] for p in run], dtype=np.int32),
+                                  np.array(run, dtype=np.int32), done)
+        if mflags[i] & _LOCKED:
             task.set_state("swapin_wait", self.env.now)
             ev = self.read_events.get(i)
             if ev is not None:
                 yield ev
         task.set_state("running", self.env.now)
-        if ps.flags[i] & PG_RESIDENT and not ps.flags[i] & (PG_PRESENT | PG_LOCKED):
-            self._map_write(np.array([i], dtype=np.int32))
+        fi = mflags[i]
+        if fi & _RESIDENT and not fi & (_PRESENT | _LOCKED):
+            self._map_write_list((i,))
             self.ev["pgfault"] += 1
         elif self.swap_io_errors:
             self._check_read_error(i)
@@ -576,8 +704,10 @@ class MM:
         pages = req.pages
         self.lru_gen += 1
         self.nr_reading -= len(pages)
-        for p in pages.tolist():
-            self.read_events.pop(p, None)
+        pl = pages.tolist()
+        read_events = self.read_events
+        for p in pl:
+            read_events.pop(p, None)
         if req.error:
             # end_swap_bio_read(): the page is not uptodate; it leaves the swap
             # cache and the faulting task gets SIGBUS.
@@ -586,8 +716,15 @@ class MM:
             self._free_frames(pages)
             self._read_failed = dict.fromkeys(pages.tolist(), True)
             return
-        ps.flags[pages] &= ~PG_LOCKED
-        self.release_orphans(pages)
+        mflags = ps.mflags
+        orphans = False
+        for p in pl:
+            f = mflags[p] & ~_LOCKED
+            mflags[p] = f
+            if f & (_ORPHAN | _WRITEBACK) == _ORPHAN:
+                orphans = True
+        if orphans:
+            self.release_orphans(pages)
 
     def _free_frames(self, pages: np.ndarray) -> None:
         """Give the frames of ``pages`` back to their zones (they must be off the LRU)."""

@@ -7,6 +7,9 @@ operations reclaim needs (isolate 32, classify, put back) to be vectorised.
 
 from __future__ import annotations
 
+from array import array
+from typing import Any
+
 import numpy as np
 
 # page flags (a subset of the kernel's, same meaning); numpy scalars so that
@@ -25,6 +28,14 @@ PG_TOUCHED = np.uint16(0x400)     # has ever been faulted in (not a zero page)
 PG_ORPHAN = np.uint16(0x800)      # its process exited while the page was under I/O
 
 
+_I32_MAX = 2**31
+
+
+def _wrap32(x: int) -> int:
+    """x as numpy's astype(np.int32) wraps it."""
+    return (x + 2**31) % 2**32 - 2**31
+
+
 class PageQueue:
     """A FIFO of page ids with O(1) batch push at the head and pop at the tail.
 
@@ -34,12 +45,14 @@ class PageQueue:
     how a page is removed from the middle of the list in O(1).
     """
 
-    __slots__ = ("buf", "sq", "head", "tail", "n")
+    __slots__ = ("buf", "sq", "head", "tail", "n", "mbuf", "msq")
 
     def __init__(self, capacity: int = 1024) -> None:
         cap = 1 << max(4, (capacity - 1).bit_length())
         self.buf = np.empty(cap, dtype=np.int32)
         self.sq = np.empty(cap, dtype=np.int32)
+        # Python-int views (see PageState) for the few-page pushes of the fault path
+        self.mbuf, self.msq = memoryview(self.buf), memoryview(self.sq)
         self.head = 0   # next write position
         self.tail = 0   # next read position
         self.n = 0      # entries, stale ones included
@@ -60,6 +73,7 @@ class PageQueue:
         buf[:self.n] = self.buf[order]
         sq[:self.n] = self.sq[order]
         self.buf, self.sq = buf, sq
+        self.mbuf, self.msq = memoryview(buf), memoryview(sq)
         self.tail = 0
         self.head = self.n
 
@@ -75,6 +89,66 @@ class PageQueue:
         self.sq[idx] = seqs
         self.head = (self.head + k) & mask
         self.n += k
+
+    def push_pages(self, pages: list[int], ps: "PageState") -> None:
+        """push() of a short list with fresh sequence numbers (PageState.new_seqs)."""
+        k = len(pages)
+        if not k:
+            return
+        seqs = ps.new_seqs_list(pages)
+        self._grow(k)
+        cap = len(self.buf)
+        h = self.head
+        if h + k <= cap:
+            self.mbuf[h:h + k] = array("i", pages)
+            self.msq[h:h + k] = array("i", seqs)
+        else:
+            mask = cap - 1
+            mbuf, msq = self.mbuf, self.msq
+            for p, sq in zip(pages, seqs):
+                mbuf[h] = p
+                msq[h] = sq
+                h = (h + 1) & mask
+        self.head = (self.head + k) & (cap - 1)
+        self.n += k
+
+    def push_tail_pages(self, pages: list[int], ps: "PageState") -> None:
+        """push_tail() of a short list with fresh sequence numbers."""
+        k = len(pages)
+        if not k:
+            return
+        seqs = ps.new_seqs_list(pages)
+        self._grow(k)
+        cap = len(self.buf)
+        t = self.tail
+        if t >= k:                  # like push_tail(): the last page ends up at the tail
+            self.mbuf[t - k:t] = array("i", reversed(pages))
+            self.msq[t - k:t] = array("i", reversed(seqs))
+        else:
+            mask = cap - 1
+            mbuf, msq = self.mbuf, self.msq
+            for p, sq in zip(pages, seqs):
+                t = (t - 1) & mask
+                mbuf[t] = p
+                msq[t] = sq
+        self.tail = (self.tail - k) & (cap - 1)
+        self.n += k
+
+    def pop_live(self, k: int, mseq: memoryview) -> list[int]:
+        """pop(k) as a list of the live entries only (``mseq``: PageState.mseq)."""
+        k = min(k, self.n)
+        cap = len(self.buf)
+        t = self.tail
+        if t + k <= cap:
+            pages = self.mbuf[t:t + k].tolist()
+            seqs = self.msq[t:t + k].tolist()
+        else:
+            w = t + k - cap
+            pages = self.mbuf[t:].tolist() + self.mbuf[:w].tolist()
+            seqs = self.msq[t:].tolist() + self.msq[:w].tolist()
+        self.tail = (t + k) & (cap - 1)
+        self.n -= k
+        return [p for p, sq in zip(pages, seqs) if mseq[p] == sq]
 
     def push_tail(self, pages: np.ndarray, seqs: np.ndarray) -> None:
         """Add at the tail: the next pages reclaim will look at (rotate_reclaimable_page)."""
@@ -117,6 +191,14 @@ class PageState:
         self.slot = np.full(nr_pages, -1, dtype=np.int32)
         self.lru_seq = np.zeros(nr_pages, dtype=np.int32)
         self.seq_counter = 0
+        # Python-int views of the same memory: one page's state costs ~15 ns
+        # through these, ~50 ns as a numpy scalar, and a fancy-indexed numpy
+        # operation ~1 µs whatever its size — the fault and I/O paths work on
+        # 1-32 pages at a time, so they use these views.
+        self.mflags = memoryview(self.flags)
+        self.mzone = memoryview(self.zone)
+        self.mslot = memoryview(self.slot)
+        self.mseq = memoryview(self.lru_seq)
 
     def bytes_per_page(self) -> int:
         return sum(a.itemsize for a in (self.flags, self.zone, self.slot, self.lru_seq))
@@ -128,4 +210,18 @@ class PageState:
         self.seq_counter += k
         seqs = np.arange(start, start + k, dtype=np.int64).astype(np.int32)
         self.lru_seq[pages] = seqs
+        return seqs
+
+    def new_seqs_list(self, pages: list[int]) -> Any:
+        """new_seqs() for a short list: the sequence numbers (a range unless they wrap)."""
+        start = self.seq_counter
+        k = len(pages)
+        self.seq_counter = start + k
+        if start + k > _I32_MAX:    # past int32: wrap as numpy's astype(np.int32) does
+            seqs: Any = [_wrap32(x) for x in range(start, start + k)]
+        else:
+            seqs = range(start, start + k)
+        mseq = self.mseq
+        for p, sq in zip(pages, seqs):
+            mseq[p] = sq
         return seqs

@@ -18,6 +18,7 @@ class SwapArea:
     def __init__(self, nslots: int) -> None:
         self.nslots = nslots
         self.owner = np.full(nslots, -1, dtype=np.int32)
+        self.mowner = memoryview(self.owner)   # Python-int view, for few-slot operations
         self.cursor = 0
         self.inuse = 0
 
@@ -48,6 +49,16 @@ class SwapArea:
             if self.cursor >= self.nslots:
                 self.cursor = 0
         return out
+
+    def release_list(self, slots: list[int]) -> None:
+        """release() of a short list of slots."""
+        owner = self.mowner
+        n = 0
+        for s in slots:
+            if s >= 0:
+                owner[s] = -1
+                n += 1
+        self.inuse -= n
 
     def release(self, slots: np.ndarray) -> None:
         slots = slots[slots >= 0]

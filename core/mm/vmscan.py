@@ -17,7 +17,7 @@ from attrs import define
 from ..block import WRITE
 from ..engine import Event
 from . import gfp as G
-from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_PRESENT, PG_RECLAIM,
+from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_RECLAIM,
                     PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,6 +26,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .zone import Zone
 
 SWAP_CLUSTER_MAX = 32
+
+# the flags as Python ints, for the PageState memoryviews (a batch is ≤ 32 pages)
+_ACTIVE, _DIRTY, _LOCKED, _LRU = int(PG_ACTIVE), int(PG_DIRTY), int(PG_LOCKED), int(PG_LRU)
+_PRESENT, _RECLAIM, _REFERENCED = int(PG_PRESENT), int(PG_RECLAIM), int(PG_REFERENCED)
+_RESIDENT, _SWAPCACHE, _WRITEBACK = int(PG_RESIDENT), int(PG_SWAPCACHE), int(PG_WRITEBACK)
+_ORPHAN = int(PG_ORPHAN)
+_FREED_CLEAR = _SWAPCACHE | _RESIDENT | _LRU | _ACTIVE | _RECLAIM
 DEF_PRIORITY = 12
 
 
@@ -91,6 +98,16 @@ class Reclaim:
             return np.empty(0, dtype=np.int32)
         return got[0] if len(got) == 1 else np.concatenate(got)
 
+    def _isolate_list(self, q: Any, nr: int) -> list[int]:
+        """_isolate() as a list (a batch is ≤ 32 pages: Python beats numpy there)."""
+        mseq = self.mm.pages.mseq
+        got: list[int] = []
+        need = nr
+        while need > 0 and q.n:
+            got += q.pop_live(need, mseq)
+            need = nr - len(got)
+        return got
+
     def shrink_file(self, zone: "Zone", nr: int, sc: ScanControl) -> int:
         """Clean, unreferenced file pages: freed at the cost of the scan."""
         k = min(nr, zone.nr_file)
@@ -109,14 +126,16 @@ class Reclaim:
     def shrink_active(self, zone: "Zone", nr: int) -> int:
         """shrink_active_list(): anon pages are deactivated, referenced or not."""
         ps = self.mm.pages
-        pages = self._isolate(zone.active, nr)
+        pages = self._isolate_list(zone.active, nr)
         k = len(pages)
         if not k:
             return 0
         self.mm.lru_gen += 1
         zone.nr_active -= k
-        ps.flags[pages] &= ~(PG_ACTIVE | PG_REFERENCED)
-        zone.inactive.push(pages, ps.new_seqs(pages))
+        mflags = ps.mflags
+        for p in pages:
+            mflags[p] &= ~(_ACTIVE | _REFERENCED)
+        zone.inactive.push_pages(pages, ps)
         zone.nr_inactive += k
         self.ev[self._ev_refill[zone.idx]] += k
         self.ev["pgdeactivate"] += k
@@ -130,93 +149,108 @@ class Reclaim:
         """
         mm = self.mm
         ps = mm.pages
-        flags = ps.flags
-        pages = self._isolate(zone.inactive, nr)
+        mflags = ps.mflags
+        pages = self._isolate_list(zone.inactive, nr)
         scanned = len(pages)
         if not scanned:
-            return 0, 0, 0, pages
+            return 0, 0, 0, np.empty(0, dtype=np.int32)
         zone.nr_inactive -= scanned
-        f = flags[pages]
-        busy = (f & (PG_LOCKED | PG_WRITEBACK)) != 0
-        nr_writeback = int(np.count_nonzero(f & PG_WRITEBACK))
-        referenced = ~busy & ((f & PG_REFERENCED) != 0)
-        keep = [pages[busy]]
-        activate = [pages[referenced]]
-        cand = pages[~busy & ~referenced]
-        writes = np.empty(0, dtype=np.int32)
+        keep: list[int] = []
+        activate: list[int] = []
+        cand: list[int] = []
+        nr_writeback = 0
+        for p in pages:
+            f = mflags[p]
+            if f & (_LOCKED | _WRITEBACK):
+                keep.append(p)
+                if f & _WRITEBACK:
+                    nr_writeback += 1
+            elif f & _REFERENCED:
+                activate.append(p)
+            else:
+                cand.append(p)
+        writes: list[int] = []
         freed = 0
         changed = False
-        if len(cand):
-            need = cand[(flags[cand] & PG_SWAPCACHE) == 0]
-            if len(need) and not sc.gfp & G.GFP_IO:
+        if cand:
+            need = [p for p in cand if not mflags[p] & _SWAPCACHE]
+            if need and not sc.gfp & G.GFP_IO:
                 # an anon page outside the swap cache needs __GFP_IO to be
                 # added to it: kept, still mapped
-                keep.append(need)
-                cand = cand[(flags[cand] & PG_SWAPCACHE) != 0]
-                need = need[:0]
+                keep += need
+                cand = [p for p in cand if mflags[p] & _SWAPCACHE]
+                need = []
             # add_to_swap()
-            if len(need):
+            if need:
                 changed = True
-                slots = mm.swap.alloc(need)
-                ok = slots >= 0
-                if not ok.all():  # swap full: activate_locked
-                    activate.append(need[~ok])
-                    cand = np.setdiff1d(cand, need[~ok], assume_unique=True)
-                    need, slots = need[ok], slots[ok]
-                ps.slot[need] = slots
-                flags[need] |= PG_SWAPCACHE | PG_DIRTY
+                slots = mm.swap.alloc(np.array(need, dtype=np.int32)).tolist()
+                if min(slots) < 0:  # swap full: activate_locked
+                    full = [p for p, sl in zip(need, slots) if sl < 0]
+                    activate += full
+                    gone = set(full)
+                    cand = [p for p in cand if p not in gone]
+                    need = [p for p, sl in zip(need, slots) if sl >= 0]
+                    slots = [sl for sl in slots if sl >= 0]
+                mslot = ps.mslot
+                for p, sl in zip(need, slots):
+                    mslot[p] = sl
+                    mflags[p] |= _SWAPCACHE | _DIRTY
             # try_to_unmap()
-            if not changed and np.any(flags[cand] & PG_PRESENT):
-                changed = True
-            flags[cand] &= ~PG_PRESENT
-            fc = flags[cand]
-            dirty = (fc & PG_DIRTY) != 0
-            if sc.may_writepage and sc.gfp & G.GFP_IO:
-                writes = cand[dirty]
-                flags[writes] = (flags[writes] & ~PG_DIRTY) | PG_WRITEBACK | PG_RECLAIM
-                keep.append(writes)
-            else:
-                keep.append(cand[dirty])
-            clean = cand[~dirty]
+            writeout = sc.may_writepage and sc.gfp & G.GFP_IO
+            clean = []
+            for p in cand:
+                f = mflags[p]
+                if f & _PRESENT:
+                    changed = True
+                    f &= ~_PRESENT
+                if f & _DIRTY:
+                    if writeout:
+                        f = (f & ~_DIRTY) | _WRITEBACK | _RECLAIM
+                        writes.append(p)
+                    keep.append(p)
+                else:
+                    clean.append(p)
+                mflags[p] = f
             freed = len(clean)
             if freed:
                 # __remove_mapping(): the page leaves the swap cache (its slot
                 # stays in the PTE) and the frame is freed.
-                flags[clean] &= ~(PG_SWAPCACHE | PG_RESIDENT | PG_LRU | PG_ACTIVE | PG_RECLAIM)
-                ps.lru_seq[clean] = -1
-                zone_ids = ps.zone[clean]
-                if len(mm.zones) == 1 or (zone_ids == zone.gid).all():
+                mseq, mzone = ps.mseq, ps.mzone
+                for p in clean:
+                    mflags[p] &= ~_FREED_CLEAR
+                    mseq[p] = -1
+                gid = zone.gid
+                if len(mm.zones) == 1 or all(mzone[p] == gid for p in clean):
                     zone.give_pages(freed)
                     mm._freed(zone, freed)
                 else:
-                    mm._free_frames(clean)
-                ps.zone[clean] = -1
-        act = np.concatenate(activate) if len(activate) > 1 else activate[0]
-        if len(act):
-            flags[act] = (flags[act] | PG_ACTIVE) & ~PG_REFERENCED
-            zone.active.push(act, ps.new_seqs(act))
-            zone.nr_active += len(act)
-            self.ev["pgactivate"] += len(act)
-        kp = np.concatenate(keep) if len(keep) > 1 else keep[0]
-        if len(kp):
-            zone.inactive.push(kp, ps.new_seqs(kp))
-            zone.nr_inactive += len(kp)
-        if changed or freed or len(writes) or len(act):
+                    mm._free_frames(np.array(clean, dtype=np.int32))
+                for p in clean:
+                    mzone[p] = -1
+        if activate:
+            for p in activate:
+                mflags[p] = (mflags[p] | _ACTIVE) & ~_REFERENCED
+            zone.active.push_pages(activate, ps)
+            zone.nr_active += len(activate)
+            self.ev["pgactivate"] += len(activate)
+        if keep:
+            zone.inactive.push_pages(keep, ps)
+            zone.nr_inactive += len(keep)
+        if changed or freed or writes or activate:
             mm.lru_gen += 1
         kind = 1 if sc.kswapd else 0
         self.ev[self._ev_scan[kind][zone.idx]] += scanned
         if freed:
             self.ev[self._ev_steal[kind][zone.idx]] += freed
         zone.pages_scanned += scanned
-        if len(writes):
-            order = np.argsort(ps.slot[writes], kind="stable")
-            writes = writes[order]
+        if writes:
+            writes.sort(key=ps.mslot.__getitem__)
             mm.nr_writeback += len(writes)
             self.ev["pswpout"] += len(writes)
             self.ev["pgpgout"] += 4 * len(writes)
         sc.nr_scanned += scanned
         sc.nr_reclaimed += freed
-        return scanned, freed, nr_writeback, writes
+        return scanned, freed, nr_writeback, np.array(writes, dtype=np.int32)
 
     def rotate_inert(self, zone: "Zone", max_batches: int, sc: ScanControl) -> int:
         """Scan the leading batches of the inactive tail that reclaim without
@@ -292,15 +326,29 @@ class Reclaim:
             flags[pages] = (flags[pages] | PG_DIRTY) & ~PG_RECLAIM
             mm.release_orphans(pages)
             return
-        mm.release_orphans(pages)
-        f = flags[pages]
-        rotate = pages[(f & (PG_RECLAIM | PG_DIRTY | PG_LRU | PG_ACTIVE)) == (PG_RECLAIM | PG_LRU)]
-        flags[pages] &= ~PG_RECLAIM
-        if len(rotate):
-            zones = ps.zone[rotate]
-            for gid in np.unique(zones):
-                sel = rotate[zones == gid] if len(mm.zones) > 1 else rotate
-                mm.zones[gid].inactive.push_tail(sel, ps.new_seqs(sel))
+        # the rest on Python ints: a request is ≤ 31 pages
+        pl = pages.tolist()
+        mflags = ps.mflags
+        if any(mflags[p] & (_ORPHAN | _LOCKED) == _ORPHAN for p in pl):
+            mm.release_orphans(pages)
+        rotate = []
+        for p in pl:
+            f = mflags[p]
+            if f & (_RECLAIM | _DIRTY | _LRU | _ACTIVE) == _RECLAIM | _LRU:
+                rotate.append(p)
+            mflags[p] = f & ~_RECLAIM
+        if rotate:
+            zones = mm.zones
+            if len(zones) == 1:
+                groups = {zones[0].gid: rotate}
+            else:
+                mzone = ps.mzone
+                groups = {}
+                for p in rotate:
+                    groups.setdefault(mzone[p], []).append(p)
+            for gid in sorted(groups):   # np.unique order
+                sel = groups[gid]
+                zones[gid].inactive.push_tail_pages(sel, ps)
             self.ev["pgrotated"] += len(rotate)
 
     # -- a zone -----------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from attrs import define, field
 
 PAGE_SIZE = 4096
@@ -73,7 +72,8 @@ class Zone:
     watermark: list[int] = field(factory=lambda: [0, 0, 0])
     lowmem_reserve: list[int] = field(factory=lambda: [0] * MAX_NR_ZONES)
     nr_free: int = 0
-    free_area: np.ndarray = field(factory=lambda: np.zeros(MAX_ORDER, dtype=np.int64))
+    #: a list, not a numpy array: the buddy operations index it one order at a time
+    free_area: list[int] = field(factory=lambda: [0] * MAX_ORDER)
     merge_credit: float = 0.0
     pages_scanned: int = 0       # since the last page freed (all_unreclaimable heuristic)
     all_unreclaimable: bool = False
@@ -107,7 +107,7 @@ class Zone:
     def init_free(self, pages: int) -> None:
         """All of ``pages`` free, in the largest blocks that fit."""
         self.nr_free = pages
-        self.free_area[:] = 0
+        self.free_area[:] = [0] * MAX_ORDER
         rest = pages
         for order in range(MAX_ORDER - 1, -1, -1):
             n = rest >> order

@@ -77,6 +77,9 @@ class KmallocRx(RxBufferHelper):
     def pfmemalloc(self, handle: Any) -> bool:
         return handle[2]
 
+    def pfmemalloc_marks(self, handles: list[Any]) -> list[Any]:
+        return [h[2] for h in handles]
+
     def free(self, handle: Any, ctx: AllocContext) -> None:
         self.slab.free(self.data_cache, handle[0], ctx)
         self.slab.free(self.head_cache, handle[1], ctx)
@@ -209,6 +212,11 @@ class PageFragRx(RxBufferHelper):
 
     def pfmemalloc(self, handle: Any) -> bool:
         return self.propagate and handle[0][1]
+
+    def pfmemalloc_marks(self, handles: list[Any]) -> list[Any]:
+        if not self.propagate:
+            return [self.propagate] * len(handles)
+        return [h[0][1] for h in handles]
 
     def free(self, handle: Any, ctx: AllocContext) -> None:
         page, head = handle

@@ -313,25 +313,37 @@ class SLABAllocator(SlabAllocator):
         return self._alloc_slow(self._caches[cache], ac, gfp, ctx)
 
     def alloc_bulk(self, cache: int, gfp: int, ctx: AllocContext, n: int) -> list[int]:
-        """``n`` alloc() calls: each run of untagged objects on top of the array is taken
-        with one slice (successive pops return ``e[-1], e[-2], …``); everything else
-        (a tagged top, an empty array) is one alloc() call, after which slicing resumes."""
+        """``n`` alloc() calls: each run of objects on top of the array that alloc() would
+        pop as they are (untagged ones, or tagged ones for a caller entitled to them) is
+        taken with one slice (successive pops return ``e[-1], e[-2], …``); everything
+        else (a tagged top, an empty array) is one alloc() call, after which slicing
+        resumes."""
         ac = self._acs[cache][ctx.cpu]
         e = ac.entry                    # never rebound: refill and flush work in place
-        alloc = self.alloc
+        c = self._caches[cache]
         out: list[int] = []
+        untag = None
         while n > 0:
             k = len(e)
             if k > n:
                 k = n
             if k:
                 top = e[-k:]
-                if min(top) < 0:        # stop below the topmost tagged object
-                    i = k - 1
-                    while top[i] >= 0:
-                        i -= 1
-                    top = top[i + 1:]
-                    k = len(top)
+                if min(top) < 0:
+                    if untag is None:
+                        # __ac_get_obj() hands tagged objects out untagged when no
+                        # memalloc socket exists or the caller may use the reserve;
+                        # neither changes during this call
+                        untag = (not self.memalloc_socks()
+                                 or self.pages.pfmemalloc_allowed(gfp, ctx))
+                    if untag:
+                        top = [o if o >= 0 else ~o for o in top]
+                    else:               # stop below the topmost tagged object
+                        i = k - 1
+                        while top[i] >= 0:
+                            i -= 1
+                        top = top[i + 1:]
+                        k = len(top)
                 if k:
                     del e[-k:]
                     top.reverse()
@@ -340,7 +352,9 @@ class SLABAllocator(SlabAllocator):
                     n -= k
                     if not n:
                         break
-            obj = alloc(cache, gfp, ctx)
+            # the array is empty or has a tagged object on top: alloc() would
+            # go straight to its slow path
+            obj = self._alloc_slow(c, ac, gfp, ctx)
             if obj < 0:
                 break
             out.append(obj)
