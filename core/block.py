@@ -76,10 +76,11 @@ class RequestQueue:
         """Queue I/O for ``pages`` (sorted by slot), split into contiguous requests."""
         start = 0
         n = len(slots)
+        sl = slots.tolist()             # Python ints: numpy scalars cost ~10x per compare
+        max_pages = self.max_pages
         while start < n:
             end = start + 1
-            while (end < n and end - start < self.max_pages
-                   and slots[end] == slots[end - 1] + 1):
+            while end < n and end - start < max_pages and sl[end] == sl[end - 1] + 1:
                 end += 1
             while self.rl[op] >= self.nr_requests:
                 if task is not None:

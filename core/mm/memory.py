@@ -260,7 +260,11 @@ class MM:
 
     def wake_all_kswapd(self, zonelist: list[Zone], order: int) -> None:
         for z in zonelist:
-            if z.watermark_ok(order, z.watermark[1], 0, 0):
+            if order == 0:
+                # Zone.watermark_ok(0, LOW, 0, 0) inlined: the fault path calls this per page
+                if z.nr_free > z.watermark[1] + z.lowmem_reserve[0]:
+                    continue
+            elif z.watermark_ok(order, z.watermark[1], 0, 0):
                 continue
             node = self.nodes[z.node]
             if node.kswapd_sleeping and node.kswapd_wait.waiters:
