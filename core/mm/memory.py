@@ -481,19 +481,7 @@ class MM:
             for p in pages:
                 mflags[p] = (mflags[p] | _LRU) & ~_ACTIVE
         zones = self.zones
-        if len(zones) == 1:
-            groups = {zones[0].gid: pages}
-        else:
-            mzone = ps.mzone
-            groups = {}
-            for p in pages:
-                g = mzone[p]
-                if g in groups:
-                    groups[g].append(p)
-                else:
-                    groups[g] = [p]
-        for gid in sorted(groups):   # np.unique order
-            sel = groups[gid]
+        for gid, sel in self.by_zone(pages):
             z = zones[gid]
             if active:
                 z.active.push_pages(sel, ps)
@@ -501,6 +489,18 @@ class MM:
             else:
                 z.inactive.push_pages(sel, ps)
                 z.nr_inactive += len(sel)
+
+    def by_zone(self, pages: list[int]) -> list[tuple[int, list[int]]]:
+        """(zone id, its pages in the given order) in zone order, as
+        np.unique would group them: lists move between zones' LRUs this way."""
+        zones = self.zones
+        if len(zones) == 1:
+            return [(zones[0].gid, pages)]
+        mzone = self.pages.mzone
+        groups: dict[int, list[int]] = {}
+        for p in pages:
+            groups.setdefault(mzone[p], []).append(p)
+        return sorted(groups.items())
 
     # -- faults ---------------------------------------------------------------
     def touch(self, task: "Task", start: int, end: int) -> Generator[Event, Any, None]:

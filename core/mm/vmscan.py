@@ -338,17 +338,8 @@ class Reclaim:
                 rotate.append(p)
             mflags[p] = f & ~_RECLAIM
         if rotate:
-            zones = mm.zones
-            if len(zones) == 1:
-                groups = {zones[0].gid: rotate}
-            else:
-                mzone = ps.mzone
-                groups = {}
-                for p in rotate:
-                    groups.setdefault(mzone[p], []).append(p)
-            for gid in sorted(groups):   # np.unique order
-                sel = groups[gid]
-                zones[gid].inactive.push_tail_pages(sel, ps)
+            for gid, sel in mm.by_zone(rotate):
+                mm.zones[gid].inactive.push_tail_pages(sel, ps)
             self.ev["pgrotated"] += len(rotate)
 
     # -- a zone -----------------------------------------------------------------
