@@ -444,31 +444,10 @@ class MM:
             i += k
 
     # -- LRU ------------------------------------------------------------------
-    def lru_add(self, pages: np.ndarray, active: bool) -> None:
-        """lru_cache_add(): put pages at the head of their zone's list."""
-        if not len(pages):
-            return
-        self.lru_gen += 1
-        ps = self.pages
-        from .pages import PG_ACTIVE
-        if active:
-            ps.flags[pages] |= PG_LRU | PG_ACTIVE
-        else:
-            ps.flags[pages] = (ps.flags[pages] | PG_LRU) & ~PG_ACTIVE
-        zones = ps.zone[pages]
-        for gid in np.unique(zones):
-            sel = pages[zones == gid] if len(self.zones) > 1 else pages
-            z = self.zones[gid]
-            seqs = ps.new_seqs(sel)
-            if active:
-                z.active.push(sel, seqs)
-                z.nr_active += len(sel)
-            else:
-                z.inactive.push(sel, seqs)
-                z.nr_inactive += len(sel)
-
-    def lru_add_list(self, pages: list[int], active: bool) -> None:
-        """lru_add() for a short list of pages (same order, same sequence numbers)."""
+    def lru_add(self, pages: list[int] | np.ndarray, active: bool) -> None:
+        """lru_cache_add(): put pages at the head of their zone's list, in order."""
+        if isinstance(pages, np.ndarray):
+            pages = pages.tolist()
         if not pages:
             return
         self.lru_gen += 1
@@ -573,7 +552,7 @@ class MM:
         self._place_list(pages, chunks)
         for p in pages:
             mflags[p] |= _ZERO_FAULT
-        self.lru_add_list(pages, active=True)
+        self.lru_add(pages, active=True)
         self.ev["pgfault"] += k
         yield from self.sim.cpus.run(task, k * (self.cost.fault_zero + self.cost.alloc_page), sys=True)
         task.set_state("running", self.env.now)
@@ -661,7 +640,7 @@ class MM:
             self._place_list(cand, chunks)
             for p in cand:
                 mflags[p] = (mflags[p] | _SWAPIN_SET) & ~_SWAPIN_CLEAR
-            self.lru_add_list(cand, active=False)
+            self.lru_add(cand, active=False)
             cand = sorted(cand, key=mslot.__getitem__)
             self.nr_reading += len(cand)
             self.ev["pswpin"] += len(cand)
@@ -781,7 +760,6 @@ class MM:
 
     def _lru_del(self, pages: np.ndarray) -> None:
         """Take pages off their LRU lists (their queue entries go stale)."""
-        from .pages import PG_ACTIVE
         ps = self.pages
         f = ps.flags[pages]
         on = pages[(f & PG_LRU) != 0]
