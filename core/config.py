@@ -201,8 +201,15 @@ class CostConfig:
     swapin_page: Seconds = Seconds(2.0e-6)
     #: Taking one page off the buddy free lists.
     alloc_page: Seconds = Seconds(0.15e-6)
-    #: Reclaim scanning one page: isolate, page_referenced, try_to_unmap.
-    scan_page: Seconds = Seconds(0.6e-6)
+    #: Reclaim handling one page whatever its state: isolate from the LRU,
+    #: trylock, flag checks, put back or free (struct page and list cache lines).
+    scan_page: Seconds = Seconds(0.2e-6)
+    #: page_referenced() on a mapped page: the rmap walk to its PTE, whose
+    #: young bit it tests and clears.  Pages under writeback and unmapped
+    #: pages are not walked.
+    page_referenced: Seconds = Seconds(0.2e-6)
+    #: try_to_unmap() of a page reclaim is taking: rmap walk, PTE clear, TLB flush.
+    unmap_page: Seconds = Seconds(0.2e-6)
     #: Reclaim starting writeback of one page: add_to_swap, bio, submit.
     pageout: Seconds = Seconds(2.0e-6)
     #: Freeing one clean page from the swap cache.

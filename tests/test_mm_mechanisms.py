@@ -655,6 +655,38 @@ def _dirty_inactive(sim, n=64):
     return zone, pages
 
 
+@pytest.mark.parametrize("state,gfp,expected", [
+    # under writeback: isolated and put back, nothing else
+    ("writeback", G.GFP_NOIO, "scan"),
+    # mapped, outside the swap cache, no __GFP_IO: the rmap walk, then kept
+    ("mapped", G.GFP_NOIO, "scan+referenced"),
+    # the same page with __GFP_IO: walked, added to swap, unmapped, written
+    ("mapped", G.GFP_HIGHUSER_MOVABLE, "scan+referenced+unmap+pageout"),
+    # unmapped clean swap cache: no walk, no unmap, freed
+    ("clean", G.GFP_NOIO, "scan+free"),
+])
+def test_a_batch_costs_what_shrink_page_list_does_to_each_page(pm, state, gfp, expected):
+    from swapsim.mm.pages import PG_SWAPCACHE, PG_WRITEBACK, PG_PRESENT, PG_DIRTY
+    from swapsim.mm.vmscan import ScanControl
+    # powers of ten: the sum tells which steps each page went through
+    sim = make_sim(pm, (), "cost.scan_page='1us'", "cost.page_referenced='10us'",
+                   "cost.unmap_page='100us'", "cost.pageout='1ms'", "cost.free_page='10ms'")
+    zone, pages = _dirty_inactive(sim, 32)
+    flags = sim.mm.pages.flags
+    if state == "writeback":
+        flags[pages] |= PG_WRITEBACK | PG_SWAPCACHE
+        flags[pages] &= ~PG_PRESENT
+    elif state == "clean":
+        sim.mm.pages.slot[pages] = np.arange(32)
+        flags[pages] |= PG_SWAPCACHE
+        flags[pages] &= ~(PG_PRESENT | PG_DIRTY)
+    sc = ScanControl(nr_to_reclaim=32, gfp=gfp, kswapd=False)
+    scanned, *_, seconds = sim.mm.reclaim.shrink_inactive(zone, 32, sc)
+    unit = {"scan": 1e-6, "referenced": 10e-6, "unmap": 100e-6, "pageout": 1e-3, "free": 10e-3}
+    assert scanned == 32
+    assert seconds == pytest.approx(32 * sum(unit[k] for k in expected.split("+")))
+
+
 def _reclaim_once(sim, task, gfp):
     sim.env.process(reclaimer(sim, task, gfp, []))
     sim.env.run(until=sim.env.now + 1.0)

@@ -123,29 +123,41 @@ class Reclaim:
             sc.nr_reclaimed += k
         return k
 
-    def shrink_active(self, zone: "Zone", nr: int) -> int:
-        """shrink_active_list(): anon pages are deactivated, referenced or not."""
+    def shrink_active(self, zone: "Zone", nr: int) -> tuple[int, float]:
+        """shrink_active_list(): anon pages are deactivated, referenced or not.
+
+        Returns (pages moved, CPU seconds): page_referenced() walks each
+        mapped page's rmap, clearing its young bit.
+        """
         ps = self.mm.pages
         pages = self._isolate_list(zone.active, nr)
         k = len(pages)
         if not k:
-            return 0
+            return 0, 0.0
         self.mm.lru_gen += 1
         zone.nr_active -= k
         mflags = ps.mflags
+        mapped = 0
         for p in pages:
-            mflags[p] &= ~(_ACTIVE | _REFERENCED)
+            f = mflags[p]
+            if f & _PRESENT:
+                mapped += 1
+            mflags[p] = f & ~(_ACTIVE | _REFERENCED)
         zone.inactive.push_pages(pages, ps)
         zone.nr_inactive += k
         self.ev[self._ev_refill[zone.idx]] += k
         self.ev["pgdeactivate"] += k
-        return k
+        return k, k * self.cost.scan_page + mapped * self.cost.page_referenced
 
     def shrink_inactive(self, zone: "Zone", nr: int, sc: ScanControl
-                        ) -> tuple[int, int, int, np.ndarray]:
+                        ) -> tuple[int, int, int, np.ndarray, float]:
         """shrink_inactive_list() + shrink_page_list() for one batch.
 
-        Returns (scanned, reclaimed, under_writeback, pages to write).
+        Returns (scanned, reclaimed, under_writeback, pages to write, CPU
+        seconds).  The CPU follows what shrink_page_list() does to each page:
+        a page under I/O is only put back; page_referenced() walks the rmap
+        of a mapped page; try_to_unmap(), pageout() and the free follow only
+        for the pages that get that far.
         """
         mm = self.mm
         ps = mm.pages
@@ -153,19 +165,23 @@ class Reclaim:
         pages = self._isolate_list(zone.inactive, nr)
         scanned = len(pages)
         if not scanned:
-            return 0, 0, 0, np.empty(0, dtype=np.int32)
+            return 0, 0, 0, np.empty(0, dtype=np.int32), 0.0
         zone.nr_inactive -= scanned
         keep: list[int] = []
         activate: list[int] = []
         cand: list[int] = []
         nr_writeback = 0
+        mapped = unmapped = 0
         for p in pages:
             f = mflags[p]
             if f & (_LOCKED | _WRITEBACK):
                 keep.append(p)
                 if f & _WRITEBACK:
                     nr_writeback += 1
-            elif f & _REFERENCED:
+                continue
+            if f & _PRESENT:
+                mapped += 1
+            if f & _REFERENCED:
                 activate.append(p)
             else:
                 cand.append(p)
@@ -202,6 +218,7 @@ class Reclaim:
                 f = mflags[p]
                 if f & _PRESENT:
                     changed = True
+                    unmapped += 1
                     f &= ~_PRESENT
                 if f & _DIRTY:
                     if writeout:
@@ -250,11 +267,15 @@ class Reclaim:
             self.ev["pgpgout"] += 4 * len(writes)
         sc.nr_scanned += scanned
         sc.nr_reclaimed += freed
-        return scanned, freed, nr_writeback, np.array(writes, dtype=np.int32)
+        cost = self.cost
+        seconds = (scanned * cost.scan_page + mapped * cost.page_referenced
+                   + unmapped * cost.unmap_page + len(writes) * cost.pageout + freed * cost.free_page)
+        return scanned, freed, nr_writeback, np.array(writes, dtype=np.int32), seconds
 
-    def rotate_inert(self, zone: "Zone", max_batches: int, sc: ScanControl) -> int:
+    def rotate_inert(self, zone: "Zone", max_batches: int, sc: ScanControl) -> tuple[int, float]:
         """Scan the leading batches of the inactive tail that reclaim without
-        __GFP_IO can only put back; return how many (each SWAP_CLUSTER_MAX).
+        __GFP_IO can only put back; return how many (each SWAP_CLUSTER_MAX)
+        and their CPU seconds, as shrink_inactive counts them.
 
         Without __GFP_IO a batch changes nothing in a page that is under I/O,
         or unreferenced and either outside the swap cache (it would need
@@ -281,7 +302,7 @@ class Reclaim:
                 break
             size = min(2 * size, want - nlive + SWAP_CLUSTER_MAX)
         if not chunks:
-            return 0
+            return 0, 0.0
         raw_pages = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
         raw_seqs = np.concatenate([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
         live_idx = np.flatnonzero(ps.lru_seq[raw_pages] == raw_seqs)
@@ -299,8 +320,9 @@ class Reclaim:
         if rest_from < len(raw_pages):
             q.push_tail(raw_pages[rest_from:][::-1], raw_seqs[rest_from:][::-1])
         if not n:
-            return 0
+            return 0, 0.0
         done = live[:n]
+        mapped = int(np.count_nonzero(~busy[:n] & ((f[:n] & PG_PRESENT) != 0)))
         # per batch: under I/O, then outside the swap cache, then dirty swap cache
         cat = np.where(busy[:n], 0, np.where(swapcache[:n], 2, 1))
         order = np.argsort((np.arange(n) // SWAP_CLUSTER_MAX) * 3 + cat, kind="stable")
@@ -310,7 +332,7 @@ class Reclaim:
         self.ev[self._ev_scan[kind][zone.idx]] += n
         zone.pages_scanned += n
         sc.nr_scanned += n
-        return k
+        return k, n * self.cost.scan_page + mapped * self.cost.page_referenced
 
     def write_done(self, req: Any) -> None:
         """end_swap_bio_write() → end_page_writeback() → rotate_reclaimable_page()."""
@@ -372,17 +394,17 @@ class Reclaim:
         queue = self.mm.transport.queue
         # batches one CPU burst may hold when reclaim cannot write (see rotate_inert)
         noio_batches = 0
-        if self.batch_inert and not sc.gfp & G.GFP_IO and cost.scan_page > 0:
-            noio_batches = max(1, int(cost.timeslice / (SWAP_CLUSTER_MAX * cost.scan_page)))
+        per_page = cost.scan_page + cost.page_referenced
+        if self.batch_inert and not sc.gfp & G.GFP_IO and per_page > 0:
+            noio_batches = max(1, int(cost.timeslice / (SWAP_CLUSTER_MAX * per_page)))
         while nr_inactive or nr_active:
             if (noio_batches and nr_inactive >= SWAP_CLUSTER_MAX and not zone.congested
                     and not (nr_active and self.inactive_is_low(zone))):
-                k = self.rotate_inert(zone, min(noio_batches, nr_inactive // SWAP_CLUSTER_MAX), sc)
+                k, seconds = self.rotate_inert(zone, min(noio_batches, nr_inactive // SWAP_CLUSTER_MAX), sc)
                 if k:
                     n = k * SWAP_CLUSTER_MAX
                     nr_inactive -= n
                     nr_active = max(0, nr_active - n)
-                    seconds = n * cost.scan_page
                     sc.cpu += seconds
                     yield from cpus.run(task, seconds, sys=True)
                     continue
@@ -392,14 +414,13 @@ class Reclaim:
             n = min(nr_active, SWAP_CLUSTER_MAX)
             nr_active -= n
             if n and self.inactive_is_low(zone):
-                seconds += self.shrink_active(zone, n) * cost.scan_page
+                seconds += self.shrink_active(zone, n)[1]
             n = min(nr_inactive, SWAP_CLUSTER_MAX)
             nr_inactive -= n
             writes = None
             if n:
-                scanned, freed, nr_wb, writes = self.shrink_inactive(zone, n, sc)
-                seconds += (scanned * cost.scan_page + len(writes) * cost.pageout
-                            + freed * cost.free_page)
+                scanned, freed, nr_wb, writes, cpu = self.shrink_inactive(zone, n, sc)
+                seconds += cpu
             if seconds:
                 sc.cpu += seconds
                 yield from cpus.run(task, seconds, sys=True)
@@ -417,10 +438,10 @@ class Reclaim:
             if not sc.kswapd and sc.nr_reclaimed >= sc.nr_to_reclaim and prio < DEF_PRIORITY:
                 break
         if self.inactive_is_low(zone):
-            k = self.shrink_active(zone, SWAP_CLUSTER_MAX)
+            k, seconds = self.shrink_active(zone, SWAP_CLUSTER_MAX)
             if k:
-                sc.cpu += k * cost.scan_page
-                yield from cpus.run(task, k * cost.scan_page, sys=True)
+                sc.cpu += seconds
+                yield from cpus.run(task, seconds, sys=True)
 
     # -- direct reclaim -------------------------------------------------------
     def try_to_free_pages(self, task: "Task", gfp: int, order: int
@@ -551,9 +572,9 @@ class Reclaim:
                 unbalanced = [z for z in node.zones if not self.zone_balanced(z)]
                 for z in node.zones:  # age the active lists
                     if self.inactive_is_low(z):
-                        k = self.shrink_active(z, SWAP_CLUSTER_MAX)
+                        k, seconds = self.shrink_active(z, SWAP_CLUSTER_MAX)
                         if k:
-                            yield from self.sim.cpus.run(task, k * self.cost.scan_page, sys=True)
+                            yield from self.sim.cpus.run(task, seconds, sys=True)
                 if not unbalanced:
                     all_ok = True
                     break
