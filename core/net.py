@@ -438,9 +438,18 @@ class TcpFlow(_RetransmitTimer):
 class TxFlow(_RetransmitTimer):
     """Data from us to the server (requests).  The server never drops; its
     cumulative ACKs (one per ``delayed_ack`` segments) come back through our
-    rx ring and can be lost there."""
+    rx ring and can be lost there.
 
-    def __init__(self, net: "NetStack", sock: Socket, on_reset: Callable[[], None]) -> None:
+    ``window`` is what the server's socket accepts before its application
+    reads it (the advertised receive window).  A server slower than the link
+    fills it; then the window closes and what we send waits in our write
+    queue, holding its skbs (and ``sk_wmem_queued``) until the server reads
+    (``consumed``) and ACKs.  The model sends whole messages: one waits until
+    it fits in the window (or nothing is in flight).  None: never closes.
+    """
+
+    def __init__(self, net: "NetStack", sock: Socket, on_reset: Callable[[], None],
+                 window: int | None = None) -> None:
         self.net = net
         self.env = net.env
         self.sock = sock
@@ -450,9 +459,30 @@ class TxFlow(_RetransmitTimer):
         self.snd_nxt = 0
         # (end segment, callback) for data freed when acknowledged
         self.unacked: deque[tuple[int, Callable[[], None]]] = deque()
-        self.stats = {"segments_sent": 0, "retransmits": 0, "timeouts": 0}
+        self.window = window
+        self.in_peer = 0           # bytes sent that the server's application has not read
+        self.unsent: deque[tuple[int, Callable[[], None]]] = deque()
+        self.stats = {"segments_sent": 0, "retransmits": 0, "timeouts": 0, "window_closed": 0}
 
     def send(self, nbytes: int, on_acked: Callable[[], None]) -> None:
+        """Queue a message; it goes out when the server's window has room."""
+        if self.window is not None and self.in_peer and (
+                self.unsent or self.in_peer + nbytes > self.window):
+            if not self.unsent:
+                self.stats["window_closed"] += 1
+            self.unsent.append((nbytes, on_acked))
+            return
+        self._transmit(nbytes, on_acked)
+
+    def consumed(self, nbytes: int) -> None:
+        """The server's application read ``nbytes``: the window opens."""
+        self.in_peer -= nbytes
+        unsent = self.unsent
+        while unsent and (not self.in_peer or self.in_peer + unsent[0][0] <= self.window):
+            self._transmit(*unsent.popleft())
+
+    def _transmit(self, nbytes: int, on_acked: Callable[[], None]) -> None:
+        self.in_peer += nbytes
         n = max(1, math.ceil(nbytes / self.mss))
         start = self.snd_nxt
         self.snd_nxt += n

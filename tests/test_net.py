@@ -190,3 +190,49 @@ def test_swap_socket_buffers_scale_with_memory_unless_set(pm):
     fixed = _net_sim(pm, **{"net.sndbuf": '"1MiB"', "net.rcvbuf": '"96KiB"'})
     assert fixed.transport.net.sndbuf == 1 << 20
     assert fixed.transport.sock.rcvbuf == 96 << 10
+
+
+def test_a_closed_window_holds_messages_until_the_server_reads(pm):
+    sim = _net_sim(pm)
+    tx: TxFlow = sim.transport.tx_flow
+    sim.transport.net.server_got = lambda a, b: None   # the server's application never reads
+    tx.window = 3 * 1448
+    acked = []
+    for i in range(4):
+        tx.send(1448, lambda i=i: acked.append(i))
+    sim.env.run(until=sim.env.now + 0.01)
+    # three fit the window and are ACKed on arrival; the fourth waits in our queue
+    assert acked == [0, 1, 2]
+    assert tx.snd_nxt == 3 and len(tx.unsent) == 1 and tx.stats["window_closed"] == 1
+    tx.consumed(1448)                                  # the server read one message
+    sim.env.run(until=sim.env.now + 0.01)
+    assert acked == [0, 1, 2, 3] and not tx.unsent
+    # a message larger than the whole window still goes when nothing is in flight
+    tx.consumed(3 * 1448)
+    tx.send(10 * 1448, lambda: acked.append(4))
+    sim.env.run(until=sim.env.now + 0.01)
+    assert acked[-1] == 4
+
+
+@pytest.mark.parametrize("window,closes", [("256KiB", True), ("1GiB", False)])
+def test_a_slow_server_keeps_the_send_buffer_full(pm, window, closes):
+    """nbd-server reads a request off its socket only when it starts on it:
+    with a small window our write queue fills up to the send buffer."""
+    import numpy as np
+    sim = _net_sim(pm, **{"plugin.nbd.server_bandwidth": "'1MB'",
+                          "plugin.nbd.server_window": f"'{window}'", "net.sndbuf": "'1MiB'"})
+    nbd = sim.transport
+
+    def writer(first):
+        for i in range(first, first + 64 * 31, 31):
+            yield from nbd.queue.submit(None, 1, np.arange(i, i + 31, dtype=np.int32),
+                                        np.arange(i, i + 31, dtype=np.int32), lambda req: None)
+    sim.env.process(writer(0))
+    sim.env.run(until=sim.env.now + 1.0)
+    held = nbd.wmem_queued
+    if closes:
+        assert nbd.tx_flow.unsent
+        assert held > 1 << 19 and nbd.sender.state == "sk_stream_wait_memory"
+    else:
+        assert not nbd.tx_flow.unsent
+        assert held < 1 << 19                # everything ACKed on arrival, queued at the server

@@ -11,7 +11,9 @@
   competes for pages at the MIN watermark and may enter direct reclaim.
 - The server (remote, never short of memory) handles requests one at a
   time: ``server_latency`` plus the transfer at ``server_bandwidth``, then a
-  16-byte reply (plus the data for a read).
+  16-byte reply (plus the data for a read).  It reads a request off its
+  socket when it starts on it; until then the request fills its receive
+  window (``server_window``), so a slow server keeps our send buffer full.
 - ``nbd-client`` (the NBD_DO_IT caller) reads replies from the socket, copies
   read data into the swap-cache pages and completes the requests.  A write is
   complete only when its reply has been read.
@@ -43,6 +45,10 @@ class NbdOptions:
     #: per-request service time of the NBD server (its own storage is fast: RAM)
     server_latency: Seconds = field(default=Seconds(50e-6), validator=_positive)
     server_bandwidth: Bytes = field(default=Bytes(1_000_000_000), validator=_positive)
+    #: receive window of the server's socket: bytes it takes before nbd-server
+    #: reads them (half of a 6 MiB tcp_rmem[2] at tcp_adv_win_scale=1).  A
+    #: server slower than the link keeps it full, and our send buffer with it.
+    server_window: Bytes = field(default=Bytes(3 << 20), validator=_positive)
     #: block layer queue depth of /dev/nbd0
     nr_requests: int = field(default=128, validator=_positive)
     #: 255 sectors: 31 full pages
@@ -89,7 +95,7 @@ class Nbd(SwapTransport):
             sim.memalloc_sock_count += 1
         self.sock.data_ready = self.reply_wait.wake_up_all
         self.rx_flow = TcpFlow(self.net, self.sock, self._reset)
-        self.tx_flow = TxFlow(self.net, self.sock, self._reset)
+        self.tx_flow = TxFlow(self.net, self.sock, self._reset, window=self.opts.server_window)
         self.net.server_got = self._server_got
         size = cfg.rx_buffer_size
         self.data_cache = sim.kmem_cache(f"kmalloc-{size}", size)
@@ -201,6 +207,8 @@ class Nbd(SwapTransport):
             return
         self.server_busy = True
         req = self.server_queue.popleft()
+        # nbd-server reads the request (and a write's data) off its socket
+        self.tx_flow.consumed(REQUEST_HEADER + (len(req.pages) * 4096 if req.op == WRITE else 0))
         o = self.opts
         seconds = o.server_latency + len(req.pages) * 4096 / o.server_bandwidth
 
