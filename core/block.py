@@ -17,11 +17,12 @@ completes them; it never touches page state itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
 
 import numpy as np
 from attrs import define
 
+from ._mypyc import mypyc_attr
 from .engine import Event, WaitQueue
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,6 +126,9 @@ class RequestQueue:
         return next(iter(self.inflight.values()), None)
 
 
+# Compiled, it stays open to plain Python subclasses (plugins, tests); class
+# variables are declared ClassVar so that a subclass's own are the ones seen.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SwapTransport:
     """Base class of swap transports (plugins: disk, nbd, nfs, …).
 
@@ -134,10 +138,10 @@ class SwapTransport:
     Override points: ``dispatch``, ``start``, ``diagnose``, ``stats``.
     """
 
-    name = "base"
+    name: ClassVar[str] = "base"
     #: longest request in pages (max_sectors)
-    max_pages = 128
-    nr_requests = 128
+    max_pages: ClassVar[int] = 128
+    nr_requests: ClassVar[int] = 128
 
     def __init__(self, sim: "Simulation", options: Any = None) -> None:
         self.sim = sim

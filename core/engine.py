@@ -76,7 +76,7 @@ class _Call(Event):
 
     def __init__(self, env: "Environment", fn: Callable[[], None]) -> None:
         self.env = env
-        self.callbacks = [_call_fn]
+        self.callbacks = [_call_fn]  # type: ignore[list-item]  # only ever called with self
         self.value = None
         self.fn = fn
 
@@ -91,7 +91,7 @@ class Process(Event):
         self.gen = gen
         self.name = name
         start = Event(env)
-        start.callbacks.append(self._resume)
+        start.callbacks.append(self._resume)  # type: ignore[union-attr]  # new: a list
         start.succeed()
 
     def _resume(self, event: Event) -> None:
@@ -138,7 +138,7 @@ class WaitQueue:
                 if ev.value is _PENDING:
                     self.waiters.remove(ev)
                     ev.succeed(False)
-            self.env.timeout(timeout).callbacks.append(expire)
+            self.env.timeout(timeout).callbacks.append(expire)  # type: ignore[union-attr]
         return ev
 
     def wake_up_all(self) -> int:
@@ -203,7 +203,8 @@ class Environment:
 
     def step(self) -> None:
         self.now, _, event = heappop(self._queue)
-        callbacks, event.callbacks = event.callbacks, None
+        callbacks: list[Callable[[Event], None]] = event.callbacks  # type: ignore[assignment]
+        event.callbacks = None    # queued events are not processed yet: a list
         for cb in callbacks:
             cb(event)
 
@@ -222,7 +223,8 @@ class Environment:
                 self.now = limit
                 break
             self.now, _, event = heappop(queue)
-            callbacks, event.callbacks = event.callbacks, None
+            callbacks: list[Callable[[Event], None]] = event.callbacks  # type: ignore[assignment]
+            event.callbacks = None
             for cb in callbacks:
                 cb(event)
             n += 1

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Generator
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
 
-from .engine import Event
+from ._mypyc import mypyc_attr
+from .engine import Environment, Event
 from .mm import gfp as G
 from .mm.zone import ZONE_NORMAL
 from .slab import AllocContext
@@ -47,6 +49,9 @@ ETH_P_IP = "ipv4"
 PFMEMALLOC_PROTOCOLS = frozenset({"ipv4", "ipv6", "arp", "8021q"})
 
 
+# Compiled, it stays open to plain Python subclasses (plugins, tests); class
+# variables are declared ClassVar so that a subclass's own are the ones seen.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RxBufferHelper:
     """Base class of driver rx-buffer helpers (``kernel.rx_buffer`` plugins).
 
@@ -56,7 +61,7 @@ class RxBufferHelper:
     carries __GFP_MEMALLOC when the stack allows the reserve.
     """
 
-    name = "base"
+    name: ClassVar[str] = "base"
 
     def __init__(self, sim: "Simulation", options: Any = None) -> None:
         self.sim = sim
@@ -108,7 +113,7 @@ class Link:
         self.delay = delay
         self.busy_until = 0.0
 
-    def send(self, nbytes: int, deliver: Callable[[], None]) -> float:
+    def send(self, nbytes: int, deliver: Callable[[], Any]) -> float:
         """Transmit ``nbytes``; ``deliver`` runs when the last byte arrives."""
         start = max(self.env.now, self.busy_until)
         self.busy_until = start + nbytes / self.bandwidth
@@ -209,6 +214,9 @@ class Burst:
         return head
 
 
+# Compiled, a plain Python class all the same (its methods are compiled, its
+# instances keep a __dict__): tests wrap its methods on an instance.
+@mypyc_attr(native_class=False)
 class Nic:
     """The NIC's rx ring and its NAPI context (one queue, one CPU)."""
 
@@ -286,8 +294,13 @@ class _RetransmitTimer:
     """The sender's retransmission timer: RTO from ``rto_min`` doubling to
     ``rto_max``, reset after ``max_retries`` expiries without progress."""
 
+    # set by the subclasses
+    net: NetStack
+    env: Environment
+    stats: dict[str, int]
+
     def _init_timer(self, net: "NetStack", on_reset: Callable[[], None]) -> None:
-        self.rto = net.cfg.rto_min
+        self.rto: float = net.cfg.rto_min
         self.retries = 0
         self.timer: Any = None
         self.reset = False
@@ -688,16 +701,18 @@ class NetStack:
         rng = self.sim.rng("background-traffic")
         per = cfg.background_rate * cfg.background_period
         sock = self.bg_sock
+        assert sock is not None     # started with it
         nic = self.nic
         while True:
             yield self.env.timeout(cfg.background_period)
             n = int(rng.poisson(per))
             if n:
                 burst = Burst(None, sock, n)
-                self.down.send(n * (cfg.background_size + 52), lambda b=burst: nic.receive(b))
+                self.down.send(n * (cfg.background_size + 52), partial(nic.receive, burst))
 
     def _background_deliver(self, burst: Burst) -> None:
         sock = self.bg_sock
+        assert sock is not None     # delivered to it
         self._background_drain()
         truesize = self.cfg.rx_buffer_size
         room = max(0, (sock.rcvbuf - sock.rmem) // truesize)
@@ -715,6 +730,7 @@ class NetStack:
         now = self.env.now
         budget = (now - self.bg_last_drain) * self.cfg.background_reader
         self.bg_last_drain = now
+        assert self.bg_sock is not None
         bufs = self.bg_sock.dequeue_datagrams(budget, self.cfg.rx_buffer_size)
         if bufs:
             self.rx.free_bulk(bufs, self.bg_reader_ctx)

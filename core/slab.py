@@ -14,9 +14,11 @@ reclaim (see ``swapsim.mm.memory.MM.kmem_cache_alloc``).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from attrs import define
+
+from ._mypyc import mypyc_attr
 
 
 @define(eq=False)
@@ -68,6 +70,9 @@ def is_reclaim_account(name: str) -> bool:
     return name in RECLAIM_ACCOUNT_NAMES or name.endswith("inode_cache")
 
 
+# Compiled, it stays open to plain Python subclasses (plugins, tests); class
+# variables are declared ClassVar so that a subclass's own are the ones seen.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SlabAllocator:
     """Base class: a slab allocator policy (SLAB, SLUB, or a third party's).
 
@@ -78,7 +83,7 @@ class SlabAllocator:
     tags objects only while it is non-zero).
     """
 
-    name = "base"
+    name: ClassVar[str] = "base"
 
     def __init__(self, pages: PageSource, *, ncpus: int, nnodes: int = 1,
                  slab_pfmemalloc: bool = False, memalloc_socks: Any = lambda: 0,

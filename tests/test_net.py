@@ -155,7 +155,11 @@ def test_delayed_acks_one_per_two_segments(pm):
     got = []
     nic = sim.transport.net.nic
     orig = nic.receive
-    nic.receive = lambda burst: (got.append(burst.n), orig(burst))
+
+    def receive(burst):
+        got.append(burst.n)
+        orig(burst)
+    nic.receive = receive
     tx.send(10 * 1448, lambda: None)
     sim.env.run(until=sim.env.now + 0.01)
     assert got == [5]

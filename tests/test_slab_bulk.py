@@ -9,6 +9,8 @@ page source, and a deep snapshot of the allocator's internal state.
 
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
 import random
 from types import SimpleNamespace
@@ -21,8 +23,10 @@ from hypothesis import strategies as st
 
 from swapsim.mm import gfp as G
 from swapsim.plugins.rxbuf import KmallocRx, PageFragRx
+from swapsim.plugins.slab import allocator as slab_allocator
 from swapsim.plugins.slab import SLABAllocator, SLABOptions
 from swapsim.plugins.slub import SLUBAllocator, SLUBOptions
+from swapsim.plugins.slub import allocator as slub_allocator
 from swapsim.slab import AllocContext, SlabAllocator
 
 from fakepages import FakePages
@@ -119,12 +123,70 @@ def snapshot(x: Any) -> Any:
         return [(k, snapshot(v)) for k, v in x.items()]
     if hasattr(type(x), "__slots__"):
         return {s: snapshot(getattr(x, s)) for s in type(x).__slots__}
+    if hasattr(type(x), "__mypyc_attrs__"):     # the same class compiled by mypyc
+        return {s: snapshot(v) for s, v in instance_vars(x).items()}
     raise TypeError(f"cannot snapshot {type(x).__name__}")
+
+
+def instance_vars(x: Any) -> dict[str, Any]:
+    """vars(x), also when x's class is compiled by mypyc: its instances have no
+    __dict__, their attributes are named in the class's ``__mypyc_attrs__``."""
+    names = getattr(type(x), "__mypyc_attrs__", None)
+    if names is None:
+        return vars(x)
+    return {k: getattr(x, k) for k in names if hasattr(x, k)}
+
+
+def _rebuild(cls: type, args: tuple, kwargs: dict[str, Any], state: dict[str, Any]) -> Any:
+    obj = cls(*args, **kwargs)
+    for k, v in state.items():
+        setattr(obj, k, v)
+    return obj
+
+
+def _compiled_reducer(init_args):
+    """A pickle reducer for a class compiled by mypyc: its instances cannot be made
+    without __init__, so unpickling calls it (with ``init_args(obj)``), then sets
+    every attribute to the pickled one."""
+    def reduce(obj: Any) -> tuple:
+        args, kwargs = init_args(obj)
+        return _rebuild, (type(obj), args, kwargs, instance_vars(obj))
+    return reduce
+
+
+def _allocator_args(a: Any) -> tuple:
+    return (a.pages,), {"ncpus": a.ncpus, "nnodes": a.nnodes, "options": a.options}
+
+
+#: classes whose instances a World holds, and __init__ arguments for them (any
+#: that __init__ accepts: every attribute is overwritten afterwards)
+_INIT_ARGS = {
+    SLABAllocator: _allocator_args,
+    SLUBAllocator: _allocator_args,
+    slab_allocator.ArrayCache: lambda o: ((0, 0), {}),
+    slab_allocator.NodeLists: lambda o: ((0, None, 0.0), {}),
+    slab_allocator.KmemCache: lambda o: ((0, "", 0, 0, 0, 0, 0, False, 0), {}),
+    slub_allocator.CpuSlab: lambda o: ((), {}),
+    slub_allocator.KmemCache: lambda o: ((0, "", 8, 8, 0, 0, False, 0, 0), {}),
+}
+
+
+def copy_world(w: World) -> World:
+    """A deep copy of ``w`` (pickled and unpickled), also when the allocators are compiled."""
+    table = dict(copyreg.dispatch_table)
+    for cls, init_args in _INIT_ARGS.items():
+        if hasattr(cls, "__mypyc_attrs__"):
+            table[cls] = _compiled_reducer(init_args)
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf)
+    pickler.dispatch_table = table
+    pickler.dump(w)
+    return pickle.loads(buf.getvalue())
 
 
 def allocator_state(a: SlabAllocator) -> dict[str, Any]:
     skip = {"pages", "memalloc_socks", "options"}
-    return {k: snapshot(v) for k, v in vars(a).items() if k not in skip}
+    return {k: snapshot(v) for k, v in instance_vars(a).items() if k not in skip}
 
 
 def observable(w: World) -> tuple:
@@ -164,7 +226,7 @@ def check_fast_counts(w: World, cache: int, held: list[int], ctx: AllocContext) 
         calls, freed = w.pages.calls, w.pages.freed
         w.pages.calls, w.pages.freed = [], []
         try:
-            return pickle.loads(pickle.dumps(w))
+            return copy_world(w)
         finally:
             w.pages.calls, w.pages.freed = calls, freed
 

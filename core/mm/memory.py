@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generator
 import numpy as np
 import structlog
 
+from .._mypyc import mypyc_attr
 from ..block import READ
 from ..engine import Event, WaitQueue
 from ..slab import AllocContext
@@ -25,8 +26,10 @@ from .zone import (MAX_NR_ZONES, PAGE_SHIFT, ZONE_NAMES, ZONE_NORMAL, Zone,
                    setup_watermarks, zone_layout)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..block import SwapTransport
     from ..cpu import Task
     from ..simulation import Simulation
+    from .vmscan import Reclaim
 
 log = structlog.get_logger()
 
@@ -47,6 +50,10 @@ JIFFY = 0.004  # HZ=250
 _ALLOC_WMARK_MASK, _ALLOC_NO_WATERMARKS = G.ALLOC_WMARK_MASK, G.ALLOC_NO_WATERMARKS
 _ALLOC_HIGH, _ALLOC_HARDER = G.ALLOC_HIGH, G.ALLOC_HARDER
 _ALLOC_WMARK_LOW, _ALLOC_CPUSET = G.ALLOC_WMARK_LOW, G.ALLOC_CPUSET
+
+
+#: the vmstat counter of each zone type's page allocations
+_PGALLOC = tuple(f"pgalloc_{n.lower()}" for n in ZONE_NAMES)
 
 
 class OutOfMemory(Exception):
@@ -80,7 +87,14 @@ class Node:
         return free, reserve
 
 
+# Compiled, it stays open to plain Python subclasses: tests instrument its
+# methods that way (a compiled class's methods cannot be patched).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MM:
+    # set by the simulation once it has made them
+    transport: SwapTransport
+    reclaim: Reclaim
+
     def __init__(self, sim: "Simulation") -> None:
         cfg = sim.config
         self.sim = sim
@@ -141,8 +155,6 @@ class MM:
         self.kernel_pages = 0   # pages held by kernel users outside slab (socket pages …)
         self.sw_gfp_memalloc = "gfp-memalloc" in self.patches
         self.sw_softirq = "softirq-memalloc" in self.patches
-        self.transport = None  # set by the simulation
-        self.reclaim = None    # set by the simulation (vmscan.Reclaim)
 
     @property
     def now(self) -> float:
@@ -226,7 +238,7 @@ class MM:
                 elif not z.watermark_ok(order, z.watermark[wm], classzone, alloc_flags):
                     continue
             if z.take(order):
-                self.ev[self._pgalloc[z.idx]] += 1 << order
+                self.ev[_PGALLOC[z.idx]] += 1 << order
                 return z
         return None
 
@@ -252,11 +264,9 @@ class MM:
             if k > 0:
                 k = z.take_pages(k)
                 out.append((z.gid, k))
-                self.ev[self._pgalloc[z.idx]] += k
+                self.ev[_PGALLOC[z.idx]] += k
                 got += k
         return got
-
-    _pgalloc = tuple(f"pgalloc_{n.lower()}" for n in ZONE_NAMES)
 
     def wake_all_kswapd(self, zonelist: list[Zone], order: int) -> None:
         for z in zonelist:
@@ -671,9 +681,9 @@ class MM:
                                   np.array(run, dtype=np.int32), done)
         if mflags[i] & _LOCKED:
             task.set_state("swapin_wait", self.env.now)
-            ev = self.read_events.get(i)
-            if ev is not None:
-                yield ev
+            pending = self.read_events.get(i)
+            if pending is not None:
+                yield pending
         task.set_state("running", self.env.now)
         fi = mflags[i]
         if fi & _RESIDENT and not fi & (_PRESENT | _LOCKED):

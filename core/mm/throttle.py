@@ -7,8 +7,9 @@ simulation uses the strategy named by ``kernel.throttle`` while the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any, ClassVar, Generator
 
+from .._mypyc import mypyc_attr
 from ..engine import Event
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -17,6 +18,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .memory import Node
 
 
+# Compiled, it stays open to plain Python subclasses (plugins, tests); class
+# variables are declared ClassVar so that a subclass's own are the ones seen.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ThrottleStrategy:
     """Base class.  Override points:
 
@@ -28,7 +32,7 @@ class ThrottleStrategy:
     The base class never throttles (vanilla behaviour).
     """
 
-    name = "none"
+    name: ClassVar[str] = "none"
 
     def __init__(self, sim: "Simulation", options: Any = None) -> None:
         self.sim = sim

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Generator
 import numpy as np
 from attrs import define
 
+from .._mypyc import mypyc_attr
 from ..block import WRITE
 from ..engine import Event
 from . import gfp as G
@@ -59,6 +60,9 @@ class ScanControl:
     cpu: float = 0.0
 
 
+# Compiled, a plain Python class all the same (its methods are compiled, its
+# instances keep a __dict__): tests wrap its methods on an instance.
+@mypyc_attr(native_class=False)
 class Reclaim:
     #: scan runs of batches that reclaim without __GFP_IO can only put back in
     #: one step (see rotate_inert); off, every batch goes through shrink_inactive

@@ -15,6 +15,11 @@ from typing import Any
 
 from attrs import define, field
 
+# field() returns an attrs marker, not the attribute's value: compiled by mypyc,
+# a class body that called it as typed (say ``-> list[int]``) would fail its own
+# type check, so class bodies here call it untyped.
+_field: Any = field
+
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
 MAX_ORDER = 11
@@ -69,11 +74,11 @@ class Zone:
     idx: int          # zone type: ZONE_DMA …
     gid: int          # global index in Machine.zones
     present: int
-    watermark: list[int] = field(factory=lambda: [0, 0, 0])
-    lowmem_reserve: list[int] = field(factory=lambda: [0] * MAX_NR_ZONES)
+    watermark: list[int] = _field(factory=lambda: [0, 0, 0])
+    lowmem_reserve: list[int] = _field(factory=lambda: [0] * MAX_NR_ZONES)
     nr_free: int = 0
     #: a list, not a numpy array: the buddy operations index it one order at a time
-    free_area: list[int] = field(factory=lambda: [0] * MAX_ORDER)
+    free_area: list[int] = _field(factory=lambda: [0] * MAX_ORDER)
     merge_credit: float = 0.0
     pages_scanned: int = 0       # since the last page freed (all_unreclaimable heuristic)
     all_unreclaimable: bool = False

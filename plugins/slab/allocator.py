@@ -70,6 +70,11 @@ from swapsim.mm import gfp as G
 from swapsim.slab import (AllocContext, CacheStats, PageSource, SlabAllocator,
                           is_reclaim_account)
 
+# field() returns an attrs marker, not the attribute's value: compiled by mypyc,
+# a class body that called it as typed (say ``-> list[int]``) would fail its own
+# type check, so class bodies here call it untyped.
+_field: Any = field
+
 PAGE_SIZE = 4096
 #: An object handle is ``slab_id << OBJ_SHIFT | index`` (SLAB slabs hold < 2**16 objects).
 OBJ_SHIFT = 16
@@ -158,7 +163,7 @@ class SLABOptions:
     """``[plugin.slab]``: SLAB tunables (defaults are 3.6's on a > 32 MiB machine)."""
 
     #: slab_max_order= boot parameter (SLAB_MAX_ORDER_HI on machines above 32 MiB).
-    slab_max_order: int = field(default=1, validator=attrs.validators.in_(range(0, 11)))
+    slab_max_order: int = _field(default=1, validator=attrs.validators.in_(range(0, 11)))
     #: Align objects like SLAB's kmalloc caches (SLAB_HWCACHE_ALIGN); False = word alignment.
     hwcache_align: bool = True
     #: Model a CONFIG_NUMA=y kernel: GFP_THISNODE on cache_grow and the
@@ -542,7 +547,7 @@ class SLABAllocator(SlabAllocator):
             sid = len(self._sinuse)
             for lst in (self._sfree, self._sinuse, self._sstate, self._spfm, self._szone,
                         self._snode, self._scache):
-                lst.append(0)
+                lst.append(0)  # type: ignore[arg-type]  # set below
         base = sid << OBJ_SHIFT
         self._sfree[sid] = list(range(base + cache.num - 1, base - 1, -1))
         self._sinuse[sid] = 0

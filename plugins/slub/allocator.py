@@ -65,6 +65,11 @@ from swapsim.mm import gfp as G
 from swapsim.slab import (AllocContext, CacheStats, PageSource, SlabAllocator,
                           is_reclaim_account)
 
+# field() returns an attrs marker, not the attribute's value: compiled by mypyc,
+# a class body that called it as typed (say ``-> list[int]``) would fail its own
+# type check, so class bodies here call it untyped.
+_field: Any = field
+
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
 MAX_ORDER = 11
@@ -155,9 +160,9 @@ class SLUBOptions:
     """``[plugin.slub]``: SLUB boot parameters (defaults are 3.6's)."""
 
     #: slub_max_order= (PAGE_ALLOC_COSTLY_ORDER).
-    slub_max_order: int = field(default=3, validator=attrs.validators.in_(range(0, MAX_ORDER)))
+    slub_max_order: int = _field(default=3, validator=attrs.validators.in_(range(0, MAX_ORDER)))
     #: slub_min_objects=; 0 = 4 × (fls(nr_cpu_ids) + 1).
-    slub_min_objects: int = field(default=0, validator=attrs.validators.ge(0))
+    slub_min_objects: int = _field(default=0, validator=attrs.validators.ge(0))
 
 
 class CpuSlab:
@@ -316,7 +321,7 @@ class SLUBAllocator(SlabAllocator):
                 elif c.freelist:
                     return c.freelist.pop()
                 else:
-                    fl = self._sfree[sid]           # get_freelist()
+                    fl: list[int] | None = self._sfree[sid]  # get_freelist()
                     self._sinuse[sid] = self._sobjects[sid]
                     if fl:
                         self._sfree[sid] = []
@@ -430,7 +435,7 @@ class SLUBAllocator(SlabAllocator):
             sid = len(self._sinuse)
             for lst in (self._sfree, self._sinuse, self._sobjects, self._sfrozen, self._spfm,
                         self._szone, self._sorder, self._snode, self._scache):
-                lst.append(0)
+                lst.append(0)  # type: ignore[arg-type]  # set below
         base = sid << OBJ_SHIFT
         self._sfree[sid] = list(range(base + objects - 1, base - 1, -1))
         self._sinuse[sid] = objects

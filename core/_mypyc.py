@@ -1,0 +1,20 @@
+"""Hints for mypyc, which compiles some of swapsim's modules (see setup.py).
+
+``mypyc_attr`` is mypy_extensions' decorator when that is installed and a
+no-op otherwise: only the compiler reads it, from the source, so the
+uncompiled package does not need mypy_extensions.  A compiled class marked
+``@mypyc_attr(allow_interpreted_subclasses=True)`` can be subclassed by plain
+Python code: plugins and tests do that with the base classes they implement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # pragma: no cover - depends on what is installed
+    def mypyc_attr(*attrs: str, **kwattrs: Any) -> Any:  # type: ignore[no-redef,misc]
+        return lambda cls: cls
+
+__all__ = ["mypyc_attr"]
