@@ -490,8 +490,8 @@ class TxFlow(_RetransmitTimer):
     def consumed(self, nbytes: int) -> None:
         """The server's application read ``nbytes``: the window opens."""
         self.in_peer -= nbytes
-        unsent = self.unsent
-        while unsent and (not self.in_peer or self.in_peer + unsent[0][0] <= self.window):
+        unsent, window = self.unsent, self.window
+        while unsent and (not self.in_peer or window is None or self.in_peer + unsent[0][0] <= window):
             self._transmit(*unsent.popleft())
 
     def _transmit(self, nbytes: int, on_acked: Callable[[], None]) -> None:
