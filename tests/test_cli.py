@@ -724,7 +724,8 @@ def alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_ctrl_c_leaves_no_worker_behind(tmp_path):
     path = tmp_path / "long.toml"
-    path.write_text(TWO_ARMS.replace('"32MiB"', '"256MiB"').replace("passes = 1", "passes = 5"))
+    # minutes of work even compiled: the run must still be going at the Ctrl-C
+    path.write_text(TWO_ARMS.replace('"32MiB"', '"2GiB"').replace("passes = 1", "passes = 50"))
     code = "import sys; sys.argv[0] = 'swapsim'; from swapsim.cli import main; main()"
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     children: set[int] = set()
