@@ -294,7 +294,8 @@ class Reclaim:
         flags = ps.flags
         q = zone.inactive
         want = max_batches * SWAP_CLUSTER_MAX
-        # pop in growing chunks until a page the scan would change shows up
+        # pop until a page the scan would change shows up: a small first
+        # chunk (the tail often holds pages just rotated there), then the rest
         chunks: list[tuple[np.ndarray, np.ndarray]] = []
         size, nlive = 2 * SWAP_CLUSTER_MAX, 0
         while nlive < want and len(q):
@@ -304,7 +305,7 @@ class Reclaim:
             nlive += len(cl)
             if _changed_without_io(flags[cl]).any():
                 break
-            size = min(2 * size, want - nlive + SWAP_CLUSTER_MAX)
+            size = want - nlive + SWAP_CLUSTER_MAX
         if not chunks:
             return 0, 0.0
         raw_pages = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
@@ -329,7 +330,10 @@ class Reclaim:
         mapped = int(np.count_nonzero(~busy[:n] & ((f[:n] & PG_PRESENT) != 0)))
         # per batch: under I/O, then outside the swap cache, then dirty swap cache
         cat = np.where(busy[:n], 0, np.where(swapcache[:n], 2, 1))
-        order = np.argsort((np.arange(n) // SWAP_CLUSTER_MAX) * 3 + cat, kind="stable")
+        key = (np.arange(n) // SWAP_CLUSTER_MAX) * 3 + cat
+        if n < 1 << 16:
+            key = key.astype(np.uint16)  # numpy sorts 16-bit keys by radix
+        order = np.argsort(key, kind="stable")
         done = done[order]
         q.push(done, ps.new_seqs(done))
         kind = 1 if sc.kswapd else 0
