@@ -64,7 +64,15 @@ class Simulation:
         self.transport = self._make("transports", config.swap.transport)
         self.mm.transport = self.transport
         self.workload = self._make("workloads", config.workload.name)
-        self.mm.setup_anon(self.workload.nr_pages())
+        nr_pages = self.workload.nr_pages()
+        room = (config.machine.memory + config.swap.size) >> 12
+        if nr_pages > room:
+            # the kernel would OOM-kill; the model has no OOM killer and would
+            # only grind on with a full swap area
+            raise ConfigError([f"swap.size: the workload maps {nr_pages << 2 >> 10} MiB but memory "
+                               f"+ swap hold {room << 2 >> 10} MiB: it would run out of swap; "
+                               f"raise swap.size"])
+        self.mm.setup_anon(nr_pages)
         self.observers: list[Observer] = [o for os in pm.hook.swapsim_make_observers(sim=self)
                                           if os for o in os]
         self._tracers = [o for o in self.observers if o.wants_trace]

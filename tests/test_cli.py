@@ -219,6 +219,8 @@ ERROR_CASES = [
                  id="unknown-plugin-option"),
     pytest.param((*RUN_SMALL, "--set", "sim.seed"), ("sim.seed", "KEY=VALUE"),
                  id="set-without-value"),
+    pytest.param((*RUN_SMALL, "--set", "swap.size=16MiB"), ("swap.size", "run out of swap"),
+                 id="swap-too-small"),
 ]
 
 

@@ -188,7 +188,7 @@ def test_socket_buffer_caps_follow_tcp_init():
 
 def test_swap_socket_buffers_scale_with_memory_unless_set(pm):
     small = _net_sim(pm)
-    big = _net_sim(pm, **{"machine.memory": '"1GiB"'})
+    big = _net_sim(pm, **{"machine.memory": '"1GiB"', "swap.size": '"4GiB"'})
     assert small.transport.net.sndbuf < big.transport.net.sndbuf <= 4 << 20
     assert big.transport.net.rcvbuf <= 512 << 10
     fixed = _net_sim(pm, **{"net.sndbuf": '"1MiB"', "net.rcvbuf": '"96KiB"'})
