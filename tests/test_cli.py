@@ -731,9 +731,12 @@ def test_ctrl_c_leaves_no_worker_behind(tmp_path):
     code = "import sys; sys.argv[0] = 'swapsim'; from swapsim.cli import main; main()"
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
     children: set[int] = set()
+    # a shell without job control starts background jobs with SIGINT ignored, and
+    # Python keeps an inherited SIG_IGN: give the child a terminal's default
     proc = subprocess.Popen([sys.executable, "-c", code, "run", str(path), "-j", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while len(children := children_of(proc.pid)) < 3 and time.monotonic() < deadline:
