@@ -154,13 +154,6 @@ class WaitQueue:
         return True
 
 
-#: CPython runs signal handlers (KeyboardInterrupt on Ctrl-C) only while it
-#: executes bytecode.  Compiled with mypyc, the whole event loop can run for
-#: seconds without any; evaluating this every few thousand events lets a
-#: pending signal through within milliseconds.
-_BYTECODE = compile("None", "<signal check>", "eval")
-
-
 class Environment:
     """Simulated time and the event queue."""
 
@@ -235,8 +228,6 @@ class Environment:
             for cb in callbacks:
                 cb(event)
             n += 1
-            if not n & 0xFFF:
-                eval(_BYTECODE)  # let Ctrl-C in (see _BYTECODE)
         else:
             if until is not None and self._stopped is _PENDING and not queue:
                 self.now = max(self.now, limit)
