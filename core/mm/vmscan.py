@@ -87,6 +87,11 @@ class Reclaim:
         self._futile: dict[tuple[int, int], tuple[Any, ...]] = {}
 
     # -- one batch ------------------------------------------------------------
+    def _scan_cpu(self, scanned: int, walked: int) -> float:
+        """Every page scanned is isolated and put back; ``walked`` of them
+        (mapped, not under I/O) also get page_referenced()'s rmap walk."""
+        return scanned * self.cost.scan_page + walked * self.cost.page_referenced
+
     def _isolate(self, q: Any, nr: int) -> np.ndarray:
         """Pop up to ``nr`` live pages off the tail of ``q`` (stale entries dropped)."""
         ps = self.mm.pages
@@ -151,7 +156,7 @@ class Reclaim:
         zone.nr_inactive += k
         self.ev[self._ev_refill[zone.idx]] += k
         self.ev["pgdeactivate"] += k
-        return k, k * self.cost.scan_page + mapped * self.cost.page_referenced
+        return k, self._scan_cpu(k, mapped)
 
     def shrink_inactive(self, zone: "Zone", nr: int, sc: ScanControl
                         ) -> tuple[int, int, int, np.ndarray, float]:
@@ -272,8 +277,8 @@ class Reclaim:
         sc.nr_scanned += scanned
         sc.nr_reclaimed += freed
         cost = self.cost
-        seconds = (scanned * cost.scan_page + mapped * cost.page_referenced
-                   + unmapped * cost.unmap_page + len(writes) * cost.pageout + freed * cost.free_page)
+        seconds = (self._scan_cpu(scanned, mapped) + unmapped * cost.unmap_page
+                   + len(writes) * cost.pageout + freed * cost.free_page)
         return scanned, freed, nr_writeback, np.array(writes, dtype=np.int32), seconds
 
     def rotate_inert(self, zone: "Zone", max_batches: int, sc: ScanControl) -> tuple[int, float]:
@@ -340,7 +345,7 @@ class Reclaim:
         self.ev[self._ev_scan[kind][zone.idx]] += n
         zone.pages_scanned += n
         sc.nr_scanned += n
-        return k, n * self.cost.scan_page + mapped * self.cost.page_referenced
+        return k, self._scan_cpu(n, mapped)
 
     def write_done(self, req: Any) -> None:
         """end_swap_bio_write() → end_page_writeback() → rotate_reclaimable_page()."""
