@@ -791,3 +791,14 @@ def test_noio_runs_of_batches_end_where_batch_by_batch_does(pm, kinds, stale, pr
     batched = _noio_scan(pm, kinds, stale, prio, True)
     assert batched == _noio_scan(pm, kinds, stale, prio, False)
     note(f"scanned {batched[8]}")
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, batched):
+    # putback_inactive_pages() returns each page to the head in the order
+    # isolate_lru_pages() took it: a GFP_NOIO pass over a list it cannot
+    # change (under writeback, under read, mapped outside the swap cache,
+    # dirty in the swap cache) leaves the list as it found it
+    kinds = [0, 1, 0, 4, 2, 0, 1, 4] * 16
+    inactive = _noio_scan(pm, kinds, [], 0, batched)[0]
+    assert inactive == list(range(len(kinds)))

@@ -84,10 +84,15 @@ class PageQueue:
             return
         self._grow(k)
         mask = len(self.buf) - 1
-        idx = (np.arange(k) + self.head) & mask
-        self.buf[idx] = pages
-        self.sq[idx] = seqs
-        self.head = (self.head + k) & mask
+        h = self.head
+        if h + k <= mask + 1:
+            self.buf[h:h + k] = pages
+            self.sq[h:h + k] = seqs
+        else:
+            idx = (np.arange(k) + h) & mask
+            self.buf[idx] = pages
+            self.sq[idx] = seqs
+        self.head = (h + k) & mask
         self.n += k
 
     def push_pages(self, pages: list[int], ps: "PageState") -> None:
@@ -158,10 +163,14 @@ class PageQueue:
         self._grow(k)
         mask = len(self.buf) - 1
         start = (self.tail - k) & mask
-        idx = (np.arange(k) + start) & mask
         # like list_move_tail() page by page: the last page given ends up nearest the tail
-        self.buf[idx] = pages[::-1]
-        self.sq[idx] = seqs[::-1]
+        if start + k <= mask + 1:
+            self.buf[start:start + k] = pages[::-1]
+            self.sq[start:start + k] = seqs[::-1]
+        else:
+            idx = (np.arange(k) + start) & mask
+            self.buf[idx] = pages[::-1]
+            self.sq[idx] = seqs[::-1]
         self.tail = start
         self.n += k
 

@@ -47,6 +47,14 @@ def _changed_without_io(f: np.ndarray) -> np.ndarray:
                     | (swapcache & ((f & (PG_PRESENT | PG_DIRTY)) != PG_DIRTY)))
 
 
+# the same and "page_referenced() walks it" (mapped, not under I/O) for every
+# uint16 flags value: one table lookup per page instead of a dozen array passes
+_ALL_FLAGS = np.arange(1 << 16, dtype=np.uint16)
+_CHANGED_WITHOUT_IO = _changed_without_io(_ALL_FLAGS)
+_WALKED = (_ALL_FLAGS & (PG_PRESENT | PG_LOCKED | PG_WRITEBACK)) == PG_PRESENT
+del _ALL_FLAGS
+
+
 @define(eq=False)
 class ScanControl:
     nr_to_reclaim: float
@@ -260,6 +268,12 @@ class Reclaim:
             zone.nr_active += len(activate)
             self.ev["pgactivate"] += len(activate)
         if keep:
+            if len(keep) < scanned:
+                # putback_inactive_pages() returns them in the order isolated
+                kept = set(keep)
+                keep = [p for p in pages if p in kept]
+            else:
+                keep = pages
             zone.inactive.push_pages(keep, ps)
             zone.nr_inactive += len(keep)
         if changed or freed or writes or activate:
@@ -289,41 +303,45 @@ class Reclaim:
         Without __GFP_IO a batch changes nothing in a page that is under I/O,
         or unreferenced and either outside the swap cache (it would need
         add_to_swap) or already unmapped and dirty (it would need pageout).
-        Such a batch only moves its pages to the head, grouped as
-        shrink_inactive keeps them (under I/O first), and is counted as
-        scanned.  Doing many such batches in one step is what lets a
+        Such a batch only moves its pages to the head, in the order they
+        were isolated, and is counted as scanned.  Doing many such batches in one step is what lets a
         simulated nbd0 sweep a 2 GiB LRU in GFP_NOIO reclaim without a numpy
         round per 32 pages; the caller charges their CPU time as one burst.
         """
         ps = self.mm.pages
-        flags = ps.flags
+        flags, lru_seq = ps.flags, ps.lru_seq
         q = zone.inactive
         want = max_batches * SWAP_CLUSTER_MAX
         # pop until a page the scan would change shows up: a small first
         # chunk (the tail often holds pages just rotated there), then the rest
-        chunks: list[tuple[np.ndarray, np.ndarray]] = []
-        size, nlive = 2 * SWAP_CLUSTER_MAX, 0
+        raws: list[np.ndarray] = []     # popped entries, stale ones included
+        seqs: list[np.ndarray] = []
+        idxs: list[np.ndarray] = []     # where the live ones are among them
+        fls: list[np.ndarray] = []      # the live ones' flags
+        size, nlive, off = 2 * SWAP_CLUSTER_MAX, 0, 0
         while nlive < want and len(q):
             cp, cs = q.pop(size)
-            chunks.append((cp, cs))
-            cl = cp[ps.lru_seq[cp] == cs]
-            nlive += len(cl)
-            if _changed_without_io(flags[cl]).any():
+            li = np.flatnonzero(lru_seq[cp] == cs)
+            f = flags[cp[li]]
+            raws.append(cp)
+            seqs.append(cs)
+            idxs.append(li + off)
+            fls.append(f)
+            off += len(cp)
+            nlive += len(li)
+            if _CHANGED_WITHOUT_IO[f].any():
                 break
             size = want - nlive + SWAP_CLUSTER_MAX
-        if not chunks:
+        if not raws:
             return 0, 0.0
-        raw_pages = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
-        raw_seqs = np.concatenate([c[1] for c in chunks]) if len(chunks) > 1 else chunks[0][1]
-        live_idx = np.flatnonzero(ps.lru_seq[raw_pages] == raw_seqs)
-        live = raw_pages[live_idx]
-        f = flags[live]
-        busy = (f & (PG_LOCKED | PG_WRITEBACK)) != 0
-        swapcache = (f & PG_SWAPCACHE) != 0
-        changed = _changed_without_io(f)
-        first = int(np.argmax(changed)) if changed.any() else len(live)
-        k = min(first, len(live)) // SWAP_CLUSTER_MAX
-        k = min(k, max_batches)
+        if len(raws) > 1:
+            raw_pages, raw_seqs = np.concatenate(raws), np.concatenate(seqs)
+            live_idx, f = np.concatenate(idxs), np.concatenate(fls)
+        else:
+            raw_pages, raw_seqs, live_idx, f = raws[0], seqs[0], idxs[0], fls[0]
+        changed = _CHANGED_WITHOUT_IO[f]
+        first = int(np.argmax(changed)) if changed.any() else len(f)
+        k = min(first // SWAP_CLUSTER_MAX, max_batches)
         n = k * SWAP_CLUSTER_MAX
         # what was not scanned goes back to the tail as it was, seqs included
         rest_from = int(live_idx[n - 1]) + 1 if n else 0
@@ -331,16 +349,11 @@ class Reclaim:
             q.push_tail(raw_pages[rest_from:][::-1], raw_seqs[rest_from:][::-1])
         if not n:
             return 0, 0.0
-        done = live[:n]
-        mapped = int(np.count_nonzero(~busy[:n] & ((f[:n] & PG_PRESENT) != 0)))
-        # per batch: under I/O, then outside the swap cache, then dirty swap cache
-        cat = np.where(busy[:n], 0, np.where(swapcache[:n], 2, 1))
-        key = (np.arange(n) // SWAP_CLUSTER_MAX) * 3 + cat
-        if n < 1 << 16:
-            key = key.astype(np.uint16)  # numpy sorts 16-bit keys by radix
-        order = np.argsort(key, kind="stable")
-        done = done[order]
-        q.push(done, ps.new_seqs(done))
+        # put back at the head in the order isolated, as putback_inactive_pages()
+        # does; a page that only moves keeps its entry's sequence number
+        done = live_idx[:n]
+        q.push(raw_pages[done], raw_seqs[done])
+        mapped = int(np.count_nonzero(_WALKED[f[:n]]))
         kind = 1 if sc.kswapd else 0
         self.ev[self._ev_scan[kind][zone.idx]] += n
         zone.pages_scanned += n
