@@ -50,6 +50,8 @@ COMPILED = [
     "swapsim/mm/throttle.py",
     "swapsim/plugins/slab/allocator.py",
     "swapsim/plugins/slub/allocator.py",
+    "swapsim/plugins/nbd/transport.py",
+    "swapsim/plugins/rxbuf/helpers.py",
 ]
 
 #: mypy's view of the world while compiling: third-party packages other than

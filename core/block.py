@@ -143,11 +143,13 @@ class SwapTransport:
     max_pages: ClassVar[int] = 128
     nr_requests: ClassVar[int] = 128
 
-    def __init__(self, sim: "Simulation", options: Any = None) -> None:
+    def __init__(self, sim: "Simulation", options: Any = None, *,
+                 nr_requests: int | None = None, max_pages: int | None = None) -> None:
         self.sim = sim
         self.env = sim.env
         self.options = options
-        self.queue = RequestQueue(sim, self.name, self.nr_requests, self.max_pages)
+        self.queue = RequestQueue(sim, self.name, nr_requests or self.nr_requests,
+                                  max_pages or self.max_pages)
         self.queue.dispatch = self.dispatch
 
     def start(self) -> None:

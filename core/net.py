@@ -138,7 +138,7 @@ class Socket:
         self.queue: deque[tuple[int, list[Any]]] = deque()
         self.qlen = 0                   # buffers queued
         self.rmem = 0                   # truesize of queued buffers
-        self.data_ready: Callable[[], None] | None = None
+        self.data_ready: Callable[[], object] | None = None
 
     def enqueue(self, key: int, bufs: list[Any], truesize: int) -> None:
         self.queue.append((key, bufs))

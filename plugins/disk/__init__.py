@@ -38,9 +38,7 @@ class Disk(SwapTransport):
 
     def __init__(self, sim: Any, options: DiskOptions | None = None) -> None:
         opts = options or DiskOptions()
-        self.nr_requests = opts.nr_requests
-        self.max_pages = opts.max_pages
-        super().__init__(sim, opts)
+        super().__init__(sim, opts, nr_requests=opts.nr_requests, max_pages=opts.max_pages)
         self.latency = opts.latency
         self.bandwidth = opts.bandwidth
         self.pending: deque[Request] = deque()

@@ -1,0 +1,239 @@
+"""The NBD transport: kernel thread, nbd-client and server (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections import deque
+from functools import partial
+from typing import Any, Generator
+
+from swapsim._mypyc import mypyc_attr
+from swapsim.block import READ, WRITE, EIO, Request, SwapTransport
+from swapsim.engine import Event, WaitQueue
+from swapsim.mm import gfp as G
+from swapsim.net import Socket, TcpFlow, TxFlow
+from swapsim.slab import AllocContext
+
+from .options import NbdOptions
+
+REQUEST_HEADER = 28
+REPLY_HEADER = 16
+
+
+# compiled with mypyc (setup.py); plain Python subclasses stay possible
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Nbd(SwapTransport):
+    """Swap on /dev/nbd0 over TCP."""
+
+    name = "nbd"
+
+    def __init__(self, sim: Any, options: NbdOptions | None = None) -> None:
+        opts = options or NbdOptions()
+        super().__init__(sim, opts, nr_requests=opts.nr_requests, max_pages=opts.max_pages)
+        self.opts = opts
+        self.memalloc = "nbd-memalloc" in sim.patches
+        self.waiting: deque[Request] = deque()
+        self.send_wait = WaitQueue(self.env, "nbd.waiting_wq")
+        self.sndbuf_wait = WaitQueue(self.env, "sk_stream_wait_memory")
+        self.reply_wait = WaitQueue(self.env, "nbd-client")
+        self.sent: deque[Request] = deque()          # on the wire to the server, in order
+        self.server_queue: deque[Request] = deque()
+        self.server_busy = False
+        self.replies: deque[tuple[Request, int]] = deque()  # (request, last segment of reply)
+        self.tx_skbs: dict[int, tuple[list[int], list[int]]] = {}
+        self.wmem_queued = 0
+        self.dead = False
+        self.sk_allocation = G.GFP_NOIO | (G.GFP_MEMALLOC if self.memalloc else 0)
+        self.stats_ = {"requests_sent": 0, "replies_read": 0, "send_alloc_waits": 0,
+                       "send_alloc_wait_s": 0.0, "send_alloc_wait_max_s": 0.0}
+
+    def start(self) -> None:
+        sim = self.sim
+        self.net = sim.net()
+        cfg = sim.config.net
+        self.sock = Socket("nbd0", rcvbuf=self.net.rcvbuf)
+        if self.memalloc:
+            self.sock.memalloc = True        # sk_set_memalloc()
+            sim.memalloc_sock_count += 1
+        self.sock.data_ready = self.reply_wait.wake_up_all
+        self.rx_flow = TcpFlow(self.net, self.sock, self._reset)
+        self.tx_flow = TxFlow(self.net, self.sock, self._reset, window=self.opts.server_window)
+        self.net.server_got = self._server_got
+        size = cfg.rx_buffer_size
+        self.data_cache = sim.kmem_cache(f"kmalloc-{size}", size)
+        self.head_cache = sim.kmem_cache("skbuff_fclone_cache", 512)
+        # sk_wmem_queued counts truesize: per MSS segment, its kmalloc data
+        # buffer and its fclone head
+        self.seg_truesize = size + 512
+        flags = G.PF_MEMALLOC if self.memalloc else 0
+        self.sender = sim.spawn("nbd0", self._sender, kthread=True)
+        self.client = sim.spawn("nbd-client", self._receiver, flags=flags)
+        self.sender.flags |= flags
+        self.client_sys = 0.0
+
+    # -- block layer -> kernel thread ------------------------------------------
+    def dispatch(self, req: Request) -> None:
+        if self.dead:
+            self.env.call_later(0.0, lambda: self.queue.complete(req, EIO))
+            return
+        req.waiting_for = "nbd0 send"
+        self.waiting.append(req)
+        self.send_wait.wake_up_all()
+
+    def _sender(self, task: Any) -> Generator[Event, Any, None]:
+        env = self.env
+        mm = self.sim.mm
+        cpus = self.sim.cpus
+        sndbuf = self.net.sndbuf
+        mss = self.sim.config.net.mss
+        seg_truesize = self.seg_truesize
+        while True:
+            while not self.waiting:
+                task.set_state("idle", env.now)
+                yield self.send_wait.wait()
+            req = self.waiting.popleft()
+            if self.dead:
+                self.queue.complete(req, EIO)
+                continue
+            npages = len(req.pages) if req.op == WRITE else 0
+            nbytes = REQUEST_HEADER + npages * 4096
+            nseg = -(-nbytes // mss)
+            truesize = nseg * seg_truesize
+            while self.wmem_queued + truesize > sndbuf and self.wmem_queued:
+                task.set_state("sk_stream_wait_memory", env.now)
+                req.waiting_for = "socket send buffer (unacked data)"
+                yield self.sndbuf_wait.wait()
+            # tcp_sendmsg() copies the request into MSS-sized linear skbs
+            # (a NIC without scatter-gather): one data buffer from kmalloc and
+            # one head from skbuff_fclone_cache per segment, held until ACKed.
+            task.set_state("sendmsg_alloc", env.now)
+            req.waiting_for = "skbs for the socket copy"
+            before = env.now
+            data = yield from mm.kmem_cache_alloc_bulk(task, self.data_cache, self.sk_allocation, nseg)
+            heads = yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation, nseg)
+            while len(data) < nseg or len(heads) < nseg:
+                # even PF_MEMALLOC found the reserve empty: tcp_sendmsg waits
+                # for memory and tries again
+                task.set_state("sendmsg_nomem", env.now)
+                yield env.timeout(0.02)
+                data += yield from mm.kmem_cache_alloc_bulk(task, self.data_cache, self.sk_allocation,
+                                                            nseg - len(data))
+                heads += yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation,
+                                                             nseg - len(heads))
+            if env.now > before:
+                waited = env.now - before
+                st = self.stats_
+                st["send_alloc_waits"] += 1
+                st["send_alloc_wait_s"] += waited
+                st["send_alloc_wait_max_s"] = max(st["send_alloc_wait_max_s"], waited)
+            self.tx_skbs[req.tag] = (data, heads)
+            self.wmem_queued += truesize
+            task.set_state("running", env.now)
+            yield from cpus.run(task, self.opts.send_cost + npages * self.sim.config.net.copy_page_cost,
+                                sys=True)
+            if self.dead:
+                self._free_tx(req)
+                self.queue.complete(req, EIO)
+                continue
+            req.waiting_for = "server reply"
+            req.dispatch_time = env.now
+            self.stats_["requests_sent"] += 1
+            self.sent.append(req)
+            self.tx_flow.send(nbytes, partial(self._acked, req))
+
+    def _acked(self, req: Request) -> None:
+        """The server acknowledged the request's bytes: the socket pages are freed."""
+        self._free_tx(req)
+        self.sndbuf_wait.wake_up_all()
+
+    def _free_tx(self, req: Request) -> None:
+        skbs = self.tx_skbs.pop(req.tag, None)
+        if skbs:
+            slab = self.sim.slab
+            ctx = self.net.softirq_ctx
+            slab.free_bulk(self.data_cache, skbs[0], ctx)
+            slab.free_bulk(self.head_cache, skbs[1], ctx)
+            self.wmem_queued -= len(skbs[1]) * self.seg_truesize
+
+    # -- the server ------------------------------------------------------------
+    def _server_got(self, start: int, end: int) -> None:
+        """Segments [start, end) reached the server; complete requests are served in order."""
+        # one TxFlow.send() per request: each arrival is the next whole request
+        self.server_queue.append(self.sent.popleft())
+        if not self.server_busy:
+            self._serve()
+
+    def _serve(self) -> None:
+        if not self.server_queue or self.rx_flow.reset:
+            self.server_busy = False
+            return
+        self.server_busy = True
+        req = self.server_queue.popleft()
+        # nbd-server reads the request (and a write's data) off its socket
+        self.tx_flow.consumed(REQUEST_HEADER + (len(req.pages) * 4096 if req.op == WRITE else 0))
+        o = self.opts
+        seconds = o.server_latency + len(req.pages) * 4096 / o.server_bandwidth
+
+        def reply() -> None:
+            nbytes = REPLY_HEADER + (len(req.pages) * 4096 if req.op == READ else 0)
+            end = self.rx_flow.queue_message(nbytes)
+            self.replies.append((req, end))
+            self._serve()
+        self.env.call_later(seconds, reply)
+
+    # -- nbd-client: the receiving side -----------------------------------------
+    def _receiver(self, task: Any) -> Generator[Event, Any, None]:
+        env = self.env
+        cpus = self.sim.cpus
+        sock = self.sock
+        net = self.net
+        ctx = AllocContext(task=task)
+        copy = self.sim.config.net.copy_page_cost
+        while True:
+            if not self.replies or self.rx_flow.rcv_nxt < self.replies[0][1]:
+                task.set_state("sk_wait_data", env.now)
+                yield self.reply_wait.wait()
+                continue
+            req, end = self.replies.popleft()
+            task.set_state("running", env.now)
+            pages = len(req.pages) if req.op == READ else 0
+            yield from cpus.run(task, self.opts.reply_cost + pages * copy, sys=True)
+            net.rx.free_bulk(sock.dequeue_stream(end, self.sim.config.net.rx_buffer_size), ctx)
+            self.rx_flow.window_update()
+            self.stats_["replies_read"] += 1
+            self.queue.complete(req)
+
+    def _reset(self) -> None:
+        """The TCP connection was reset: every request fails with EIO."""
+        if self.dead:
+            return
+        self.dead = True
+        for req in list(self.queue.inflight.values()):
+            self._free_tx(req)
+            self.queue.complete(req, EIO)
+        self.waiting.clear()
+
+    # -- reports -----------------------------------------------------------------
+    def diagnose(self) -> dict[str, Any]:
+        out = super().diagnose()
+        out.update({
+            "socket_memalloc": self.sock.memalloc,
+            "rx_ring_filled": len(self.net.nic.ring),
+            "rx_ring_size": self.net.nic.ring_size,
+            "socket_rx_queue": self.sock.qlen,
+            "sk_wmem_queued": self.wmem_queued, "sk_sndbuf": self.net.sndbuf,
+            "tx_rto_s": self.tx_flow.rto, "tx_retries": self.tx_flow.retries,
+            "rx_rto_s": self.rx_flow.rto, "rx_retries": self.rx_flow.retries,
+            "sender_state": self.sender.state, "client_state": self.client.state,
+            "connection_reset": self.dead,
+            "net": self.net.stats(),
+        })
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        out.update(self.stats_)
+        out.update({f"tx_{k}": v for k, v in self.tx_flow.stats.items()})
+        out.update({f"rx_{k}": v for k, v in self.rx_flow.stats.items()})
+        out.update(self.net.stats())
+        out["connection_reset"] = self.dead
+        return out
