@@ -17,10 +17,10 @@ completes them; it never touches page state itself.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
 
 import numpy as np
-from attrs import define
 
 from ._mypyc import mypyc_attr
 from .engine import Event, WaitQueue
@@ -33,7 +33,8 @@ READ, WRITE = 0, 1
 EIO = 5
 
 
-@define(eq=False, slots=True)
+# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
+@dataclass(eq=False)
 class Request:
     op: int
     slots: np.ndarray

@@ -10,15 +10,15 @@ kernel threads and softirq — kthread time, reported apart from the workload.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Generator
-
-from attrs import define
 
 from .engine import Environment, Event, Timeout
 from .mm.gfp import PF_KTHREAD
 
 
-@define(eq=False)
+# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
+@dataclass(eq=False)
 class Task:
     """A task_struct, reduced to what the model needs."""
 

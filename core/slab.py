@@ -14,6 +14,7 @@ reclaim (see ``swapsim.mm.memory.MM.kmem_cache_alloc``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from attrs import define
@@ -21,7 +22,8 @@ from attrs import define
 from ._mypyc import mypyc_attr
 
 
-@define(eq=False)
+# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
+@dataclass(eq=False)
 class AllocContext:
     """Who allocates: the task (its PF_* flags) and whether it runs in softirq."""
 

@@ -9,10 +9,10 @@ batches other tasks run.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generator
 
 import numpy as np
-from attrs import define
 
 from .._mypyc import mypyc_attr
 from ..block import WRITE
@@ -55,7 +55,8 @@ _WALKED = (_ALL_FLAGS & (PG_PRESENT | PG_LOCKED | PG_WRITEBACK)) == PG_PRESENT
 del _ALL_FLAGS
 
 
-@define(eq=False)
+# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
+@dataclass(eq=False)
 class ScanControl:
     nr_to_reclaim: float
     gfp: int

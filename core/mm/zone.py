@@ -11,14 +11,8 @@ exists and is empty, so protection arrays have the kernel's four columns.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
-
-from attrs import define, field
-
-# field() returns an attrs marker, not the attribute's value: compiled by mypyc,
-# a class body that called it as typed (say ``-> list[int]``) would fail its own
-# type check, so class bodies here call it untyped.
-_field: Any = field
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
@@ -60,7 +54,8 @@ def default_min_free_kbytes(lowmem_pages: int, profile: str = "3.6") -> int:
     return max(128, min(upper, value))
 
 
-@define(eq=False)
+# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
+@dataclass(eq=False)
 class Zone:
     """One zone of one node.  ``nr_free`` is NR_FREE_PAGES.
 
@@ -74,11 +69,11 @@ class Zone:
     idx: int          # zone type: ZONE_DMA …
     gid: int          # global index in Machine.zones
     present: int
-    watermark: list[int] = _field(factory=lambda: [0, 0, 0])
-    lowmem_reserve: list[int] = _field(factory=lambda: [0] * MAX_NR_ZONES)
+    watermark: list[int] = field(default_factory=lambda: [0, 0, 0])
+    lowmem_reserve: list[int] = field(default_factory=lambda: [0] * MAX_NR_ZONES)
     nr_free: int = 0
     #: a list, not a numpy array: the buddy operations index it one order at a time
-    free_area: list[int] = _field(factory=lambda: [0] * MAX_ORDER)
+    free_area: list[int] = field(default_factory=lambda: [0] * MAX_ORDER)
     merge_credit: float = 0.0
     pages_scanned: int = 0       # since the last page freed (all_unreclaimable heuristic)
     all_unreclaimable: bool = False
