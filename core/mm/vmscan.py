@@ -47,8 +47,9 @@ def _changed_without_io(f: np.ndarray) -> np.ndarray:
                     | (swapcache & ((f & (PG_PRESENT | PG_DIRTY)) != PG_DIRTY)))
 
 
-# the same and "page_referenced() walks it" (mapped, not under I/O) for every
-# uint16 flags value: one table lookup per page instead of a dozen array passes
+# _changed_without_io() and "page_referenced() walks it" (mapped, not under
+# I/O) for every uint16 flags value: rotate_inert looks each page up once
+# instead of making a dozen array passes
 _ALL_FLAGS = np.arange(1 << 16, dtype=np.uint16)
 _CHANGED_WITHOUT_IO = _changed_without_io(_ALL_FLAGS)
 _WALKED = (_ALL_FLAGS & (PG_PRESENT | PG_LOCKED | PG_WRITEBACK)) == PG_PRESENT
@@ -305,9 +306,10 @@ class Reclaim:
         or unreferenced and either outside the swap cache (it would need
         add_to_swap) or already unmapped and dirty (it would need pageout).
         Such a batch only moves its pages to the head, in the order they
-        were isolated, and is counted as scanned.  Doing many such batches in one step is what lets a
-        simulated nbd0 sweep a 2 GiB LRU in GFP_NOIO reclaim without a numpy
-        round per 32 pages; the caller charges their CPU time as one burst.
+        were isolated, and is counted as scanned.  Doing many such batches
+        in one step is what lets a simulated nbd0 sweep a 2 GiB LRU in
+        GFP_NOIO reclaim without a numpy round per 32 pages; the caller
+        charges their CPU time as one burst.
         """
         ps = self.mm.pages
         flags, lru_seq = ps.flags, ps.lru_seq
