@@ -319,42 +319,55 @@ class Reclaim:
         # chunk (the tail often holds pages just rotated there), then the rest
         raws: list[np.ndarray] = []     # popped entries, stale ones included
         seqs: list[np.ndarray] = []
-        idxs: list[np.ndarray] = []     # where the live ones are among them
+        idxs: list[Any] = []            # where the live ones are among them (None: all)
         fls: list[np.ndarray] = []      # the live ones' flags
-        size, nlive, off = 2 * SWAP_CLUSTER_MAX, 0, 0
+        size, nlive, first = 2 * SWAP_CLUSTER_MAX, 0, -1
         while nlive < want and len(q):
             cp, cs = q.pop(size)
-            li = np.flatnonzero(lru_seq[cp] == cs)
-            f = flags[cp[li]]
+            ok = lru_seq[cp] == cs
+            if ok.all():                # the common case: no stale entry
+                li = None
+                f = flags[cp]
+            else:
+                li = np.flatnonzero(ok)
+                f = flags[cp[li]]
             raws.append(cp)
             seqs.append(cs)
-            idxs.append(li + off)
+            idxs.append(li)
             fls.append(f)
-            off += len(cp)
-            nlive += len(li)
-            if _CHANGED_WITHOUT_IO[f].any():
+            changed = _CHANGED_WITHOUT_IO[f]
+            if changed.any():
+                first = nlive + int(np.argmax(changed))
+                nlive += len(f)
                 break
+            nlive += len(f)
             size = want - nlive + SWAP_CLUSTER_MAX
         if not raws:
             return 0, 0.0
-        if len(raws) > 1:
-            raw_pages, raw_seqs = np.concatenate(raws), np.concatenate(seqs)
-            live_idx, f = np.concatenate(idxs), np.concatenate(fls)
-        else:
-            raw_pages, raw_seqs, live_idx, f = raws[0], seqs[0], idxs[0], fls[0]
-        changed = _CHANGED_WITHOUT_IO[f]
-        first = int(np.argmax(changed)) if changed.any() else len(f)
+        if first < 0:
+            first = nlive
         k = min(first // SWAP_CLUSTER_MAX, max_batches)
         n = k * SWAP_CLUSTER_MAX
+        if len(raws) > 1:
+            raw_pages, raw_seqs, f = np.concatenate(raws), np.concatenate(seqs), np.concatenate(fls)
+        else:
+            raw_pages, raw_seqs, f = raws[0], seqs[0], fls[0]
+        if all(li is None for li in idxs):
+            done: Any = slice(0, n)
+            rest_from = n
+        else:
+            offs = np.cumsum([0] + [len(c) for c in raws[:-1]])
+            live_idx = np.concatenate([np.arange(o, o + len(c)) if li is None else li + o
+                                       for c, li, o in zip(raws, idxs, offs.tolist())])
+            done = live_idx[:n]
+            rest_from = int(live_idx[n - 1]) + 1 if n else 0
         # what was not scanned goes back to the tail as it was, seqs included
-        rest_from = int(live_idx[n - 1]) + 1 if n else 0
         if rest_from < len(raw_pages):
             q.push_tail(raw_pages[rest_from:][::-1], raw_seqs[rest_from:][::-1])
         if not n:
             return 0, 0.0
         # put back at the head in the order isolated, as putback_inactive_pages()
         # does; a page that only moves keeps its entry's sequence number
-        done = live_idx[:n]
         q.push(raw_pages[done], raw_seqs[done])
         mapped = int(np.count_nonzero(_WALKED[f[:n]]))
         kind = 1 if sc.kswapd else 0
