@@ -16,12 +16,11 @@ Compilation is skipped, and the package is pure Python, when
 Compiled classes are native classes: plain Python code can subclass only
 those marked ``mypyc_attr(allow_interpreted_subclasses=True)`` (see
 core/_mypyc.py), cannot replace their methods, and a class variable that
-subclasses override must be declared ``ClassVar``.  mypyc recognises stdlib
-dataclasses but not attrs' ``define``: an attrs class in a compiled module
-stays a dict-based Python class, so the small records the hot loops touch
-(Task, Request, AllocContext, ScanControl, Zone) are dataclasses (about 7 %
-faster), and attrs classes with ``field(...)`` defaults (options) live in
-modules that are not compiled.
+subclasses override must be declared ``ClassVar``; the small records of the
+hot loops are dataclasses (core/_mypyc.py says why).  An attrs options class
+whose defaults come from ``field(...)`` fails at import when compiled: the
+allocators call ``field`` through an untyped alias, the NBD plugin keeps its
+options in an uncompiled module.
 
 mypy has to see the modules under their real names (``swapsim.engine``, not
 ``core.engine``), so the sources are copied to ``build/mypyc/src/swapsim``

@@ -33,7 +33,6 @@ READ, WRITE = 0, 1
 EIO = 5
 
 
-# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
 @dataclass(eq=False)
 class Request:
     op: int
@@ -127,8 +126,6 @@ class RequestQueue:
         return next(iter(self.inflight.values()), None)
 
 
-# Compiled, it stays open to plain Python subclasses (plugins, tests); class
-# variables are declared ClassVar so that a subclass's own are the ones seen.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class SwapTransport:
     """Base class of swap transports (plugins: disk, nbd, nfs, …).

@@ -17,7 +17,6 @@ from .engine import Environment, Event, Timeout
 from .mm.gfp import PF_KTHREAD
 
 
-# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
 @dataclass(eq=False)
 class Task:
     """A task_struct, reduced to what the model needs."""

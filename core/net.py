@@ -49,8 +49,6 @@ ETH_P_IP = "ipv4"
 PFMEMALLOC_PROTOCOLS = frozenset({"ipv4", "ipv6", "arp", "8021q"})
 
 
-# Compiled, it stays open to plain Python subclasses (plugins, tests); class
-# variables are declared ClassVar so that a subclass's own are the ones seen.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class RxBufferHelper:
     """Base class of driver rx-buffer helpers (``kernel.rx_buffer`` plugins).

@@ -22,7 +22,6 @@ from attrs import define
 from ._mypyc import mypyc_attr
 
 
-# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
 @dataclass(eq=False)
 class AllocContext:
     """Who allocates: the task (its PF_* flags) and whether it runs in softirq."""
@@ -72,8 +71,6 @@ def is_reclaim_account(name: str) -> bool:
     return name in RECLAIM_ACCOUNT_NAMES or name.endswith("inode_cache")
 
 
-# Compiled, it stays open to plain Python subclasses (plugins, tests); class
-# variables are declared ClassVar so that a subclass's own are the ones seen.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class SlabAllocator:
     """Base class: a slab allocator policy (SLAB, SLUB, or a third party's).

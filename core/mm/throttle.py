@@ -18,8 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .memory import Node
 
 
-# Compiled, it stays open to plain Python subclasses (plugins, tests); class
-# variables are declared ClassVar so that a subclass's own are the ones seen.
 @mypyc_attr(allow_interpreted_subclasses=True)
 class ThrottleStrategy:
     """Base class.  Override points:

@@ -56,7 +56,6 @@ _WALKED = (_ALL_FLAGS & (PG_PRESENT | PG_LOCKED | PG_WRITEBACK)) == PG_PRESENT
 del _ALL_FLAGS
 
 
-# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
 @dataclass(eq=False)
 class ScanControl:
     nr_to_reclaim: float
@@ -319,9 +318,9 @@ class Reclaim:
         # chunk (the tail often holds pages just rotated there), then the rest
         raws: list[np.ndarray] = []     # popped entries, stale ones included
         seqs: list[np.ndarray] = []
-        idxs: list[Any] = []            # where the live ones are among them (None: all)
+        idxs: list[Any] = []            # (offset, where the live ones are among them; None: all)
         fls: list[np.ndarray] = []      # the live ones' flags
-        size, nlive, first = 2 * SWAP_CLUSTER_MAX, 0, -1
+        size, nlive, first, off, dense = 2 * SWAP_CLUSTER_MAX, 0, -1, 0, True
         while nlive < want and len(q):
             cp, cs = q.pop(size)
             ok = lru_seq[cp] == cs
@@ -331,16 +330,18 @@ class Reclaim:
             else:
                 li = np.flatnonzero(ok)
                 f = flags[cp[li]]
+                dense = False
             raws.append(cp)
             seqs.append(cs)
-            idxs.append(li)
+            idxs.append((off, li))
+            off += len(cp)
             fls.append(f)
             changed = _CHANGED_WITHOUT_IO[f]
             if changed.any():
                 first = nlive + int(np.argmax(changed))
-                nlive += len(f)
-                break
             nlive += len(f)
+            if first >= 0:
+                break
             size = want - nlive + SWAP_CLUSTER_MAX
         if not raws:
             return 0, 0.0
@@ -352,13 +353,12 @@ class Reclaim:
             raw_pages, raw_seqs, f = np.concatenate(raws), np.concatenate(seqs), np.concatenate(fls)
         else:
             raw_pages, raw_seqs, f = raws[0], seqs[0], fls[0]
-        if all(li is None for li in idxs):
+        if dense:
             done: Any = slice(0, n)
             rest_from = n
         else:
-            offs = np.cumsum([0] + [len(c) for c in raws[:-1]])
             live_idx = np.concatenate([np.arange(o, o + len(c)) if li is None else li + o
-                                       for c, li, o in zip(raws, idxs, offs.tolist())])
+                                       for c, (o, li) in zip(raws, idxs)])
             done = live_idx[:n]
             rest_from = int(live_idx[n - 1]) + 1 if n else 0
         # what was not scanned goes back to the tail as it was, seqs included

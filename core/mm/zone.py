@@ -54,7 +54,6 @@ def default_min_free_kbytes(lowmem_pages: int, profile: str = "3.6") -> int:
     return max(128, min(upper, value))
 
 
-# a dataclass, not attrs: mypyc compiles it as a native class (see setup.py)
 @dataclass(eq=False)
 class Zone:
     """One zone of one node.  ``nr_free`` is NR_FREE_PAGES.
