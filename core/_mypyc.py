@@ -12,6 +12,12 @@ The small records the hot loops touch (Task, Request, AllocContext,
 ScanControl, Zone) are stdlib dataclasses, not attrs classes: mypyc compiles
 a dataclass as a native class but leaves an attrs ``define`` class a
 dict-based Python class.
+
+Module-level constants of compiled modules (flags, gfp masks, sizes) are
+declared ``Final``: compiled code looks a plain module global up in the
+module's dict at every use, while it inlines a Final int literal (folding
+expressions of them, across modules) and reads any other Final value from a
+C static.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ completes them; it never touches page state itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final, Generator
 
 import numpy as np
 
@@ -29,8 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .cpu import Task
     from .simulation import Simulation
 
-READ, WRITE = 0, 1
-EIO = 5
+READ: Final = 0
+WRITE: Final = 1
+EIO: Final = 5
 
 
 @dataclass(eq=False)

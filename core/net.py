@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final, Generator
 
 from ._mypyc import mypyc_attr
 from .engine import Environment, Event
@@ -44,9 +44,9 @@ from .slab import AllocContext
 if TYPE_CHECKING:  # pragma: no cover
     from .simulation import Simulation
 
-ETH_P_IP = "ipv4"
+ETH_P_IP: Final = "ipv4"
 #: protocols a pfmemalloc skb may be delivered to (skb_pfmemalloc_protocol)
-PFMEMALLOC_PROTOCOLS = frozenset({"ipv4", "ipv6", "arp", "8021q"})
+PFMEMALLOC_PROTOCOLS: Final = frozenset({"ipv4", "ipv6", "arp", "8021q"})
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -551,7 +551,7 @@ def tcp_buffer_max(free_buffer_pages: int) -> tuple[int, int]:
 
 #: receive autotuning follows what the reader leaves queued; nbd-client reads
 #: as soon as data arrives, so its buffer does not grow past this
-RCVBUF_AUTOTUNED = 512 << 10
+RCVBUF_AUTOTUNED: Final = 512 << 10
 
 
 class NetStack:

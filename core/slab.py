@@ -15,7 +15,7 @@ reclaim (see ``swapsim.mm.memory.MM.kmem_cache_alloc``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 from attrs import define
 
@@ -63,7 +63,7 @@ class CacheStats:
 
 
 #: caches the kernel creates with SLAB_RECLAIM_ACCOUNT (counted as reclaimable)
-RECLAIM_ACCOUNT_NAMES = frozenset({"radix_tree_node", "dentry", "buffer_head"})
+RECLAIM_ACCOUNT_NAMES: Final = frozenset({"radix_tree_node", "dentry", "buffer_head"})
 
 
 def is_reclaim_account(name: str) -> bool:

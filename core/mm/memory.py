@@ -8,7 +8,7 @@ plain methods are the ones that cannot (softirq, atomic allocations).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any, Final, Generator
 
 import numpy as np
 import structlog
@@ -34,26 +34,34 @@ if TYPE_CHECKING:  # pragma: no cover
 log = structlog.get_logger()
 
 # the flags as Python ints, for the PageState memoryviews
-_PRESENT, _RESIDENT, _LOCKED = int(PG_PRESENT), int(PG_RESIDENT), int(PG_LOCKED)
-_WRITEBACK, _SWAPCACHE, _ORPHAN = int(PG_WRITEBACK), int(PG_SWAPCACHE), int(PG_ORPHAN)
-_MAPPED_WRITE = int(PG_PRESENT | PG_DIRTY | PG_REFERENCED)
-_SWAPIN_SET = int(PG_RESIDENT | PG_SWAPCACHE | PG_LOCKED | PG_TOUCHED)
-_SWAPIN_CLEAR = int(PG_DIRTY | PG_REFERENCED | PG_PRESENT)
-_LRU, _ACTIVE = int(PG_LRU), int(PG_ACTIVE)
-_TOUCHED = int(PG_TOUCHED)
-_ZERO_FAULT = int(PG_RESIDENT | PG_PRESENT | PG_DIRTY | PG_REFERENCED | PG_TOUCHED)
-_TOUCH = int(PG_REFERENCED | PG_DIRTY)
+_PRESENT: Final = int(PG_PRESENT)
+_RESIDENT: Final = int(PG_RESIDENT)
+_LOCKED: Final = int(PG_LOCKED)
+_WRITEBACK: Final = int(PG_WRITEBACK)
+_SWAPCACHE: Final = int(PG_SWAPCACHE)
+_ORPHAN: Final = int(PG_ORPHAN)
+_MAPPED_WRITE: Final = int(PG_PRESENT | PG_DIRTY | PG_REFERENCED)
+_SWAPIN_SET: Final = int(PG_RESIDENT | PG_SWAPCACHE | PG_LOCKED | PG_TOUCHED)
+_SWAPIN_CLEAR: Final = int(PG_DIRTY | PG_REFERENCED | PG_PRESENT)
+_LRU: Final = int(PG_LRU)
+_ACTIVE: Final = int(PG_ACTIVE)
+_TOUCHED: Final = int(PG_TOUCHED)
+_ZERO_FAULT: Final = int(PG_RESIDENT | PG_PRESENT | PG_DIRTY | PG_REFERENCED | PG_TOUCHED)
+_TOUCH: Final = int(PG_REFERENCED | PG_DIRTY)
 
-JIFFY = 0.004  # HZ=250
+JIFFY: Final = 0.004  # HZ=250
 
 
-_ALLOC_WMARK_MASK, _ALLOC_NO_WATERMARKS = G.ALLOC_WMARK_MASK, G.ALLOC_NO_WATERMARKS
-_ALLOC_HIGH, _ALLOC_HARDER = G.ALLOC_HIGH, G.ALLOC_HARDER
-_ALLOC_WMARK_LOW, _ALLOC_CPUSET = G.ALLOC_WMARK_LOW, G.ALLOC_CPUSET
+_ALLOC_WMARK_MASK: Final = G.ALLOC_WMARK_MASK
+_ALLOC_NO_WATERMARKS: Final = G.ALLOC_NO_WATERMARKS
+_ALLOC_HIGH: Final = G.ALLOC_HIGH
+_ALLOC_HARDER: Final = G.ALLOC_HARDER
+_ALLOC_WMARK_LOW: Final = G.ALLOC_WMARK_LOW
+_ALLOC_CPUSET: Final = G.ALLOC_CPUSET
 
 
 #: the vmstat counter of each zone type's page allocations
-_PGALLOC = tuple(f"pgalloc_{n.lower()}" for n in ZONE_NAMES)
+_PGALLOC: Final = tuple(f"pgalloc_{n.lower()}" for n in ZONE_NAMES)
 
 
 class OutOfMemory(Exception):

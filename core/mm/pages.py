@@ -8,27 +8,27 @@ operations reclaim needs (isolate 32, classify, put back) to be vectorised.
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 # page flags (a subset of the kernel's, same meaning); numpy scalars so that
 # ~PG_X is a valid uint16 mask
-PG_PRESENT = np.uint16(0x001)     # mapped by a PTE (not a swap entry)
-PG_RESIDENT = np.uint16(0x002)    # backed by a page frame
-PG_SWAPCACHE = np.uint16(0x004)
-PG_DIRTY = np.uint16(0x008)
-PG_WRITEBACK = np.uint16(0x010)
-PG_REFERENCED = np.uint16(0x020)  # young PTE / PG_referenced: touched since last scan
-PG_ACTIVE = np.uint16(0x040)
-PG_LRU = np.uint16(0x080)
-PG_LOCKED = np.uint16(0x100)      # read I/O in flight
-PG_RECLAIM = np.uint16(0x200)     # rotate to the inactive tail when writeback ends
-PG_TOUCHED = np.uint16(0x400)     # has ever been faulted in (not a zero page)
-PG_ORPHAN = np.uint16(0x800)      # its process exited while the page was under I/O
+PG_PRESENT: Final = np.uint16(0x001)     # mapped by a PTE (not a swap entry)
+PG_RESIDENT: Final = np.uint16(0x002)    # backed by a page frame
+PG_SWAPCACHE: Final = np.uint16(0x004)
+PG_DIRTY: Final = np.uint16(0x008)
+PG_WRITEBACK: Final = np.uint16(0x010)
+PG_REFERENCED: Final = np.uint16(0x020)  # young PTE / PG_referenced: touched since last scan
+PG_ACTIVE: Final = np.uint16(0x040)
+PG_LRU: Final = np.uint16(0x080)
+PG_LOCKED: Final = np.uint16(0x100)      # read I/O in flight
+PG_RECLAIM: Final = np.uint16(0x200)     # rotate to the inactive tail when writeback ends
+PG_TOUCHED: Final = np.uint16(0x400)     # has ever been faulted in (not a zero page)
+PG_ORPHAN: Final = np.uint16(0x800)      # its process exited while the page was under I/O
 
 
-_I32_MAX = 2**31
+_I32_MAX: Final = 2**31
 
 
 def _wrap32(x: int) -> int:

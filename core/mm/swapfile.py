@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 
-SWAPFILE_CLUSTER = 256
+SWAPFILE_CLUSTER: Final = 256
 
 
 class SwapArea:

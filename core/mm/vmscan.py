@@ -10,7 +10,7 @@ batches other tasks run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any, Final, Generator
 
 import numpy as np
 
@@ -26,15 +26,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from .memory import MM, Node
     from .zone import Zone
 
-SWAP_CLUSTER_MAX = 32
+SWAP_CLUSTER_MAX: Final = 32
 
 # the flags as Python ints, for the PageState memoryviews (a batch is ≤ 32 pages)
-_ACTIVE, _DIRTY, _LOCKED, _LRU = int(PG_ACTIVE), int(PG_DIRTY), int(PG_LOCKED), int(PG_LRU)
-_PRESENT, _RECLAIM, _REFERENCED = int(PG_PRESENT), int(PG_RECLAIM), int(PG_REFERENCED)
-_RESIDENT, _SWAPCACHE, _WRITEBACK = int(PG_RESIDENT), int(PG_SWAPCACHE), int(PG_WRITEBACK)
-_ORPHAN = int(PG_ORPHAN)
-_FREED_CLEAR = _SWAPCACHE | _RESIDENT | _LRU | _ACTIVE | _RECLAIM
-DEF_PRIORITY = 12
+_ACTIVE: Final = int(PG_ACTIVE)
+_DIRTY: Final = int(PG_DIRTY)
+_LOCKED: Final = int(PG_LOCKED)
+_LRU: Final = int(PG_LRU)
+_PRESENT: Final = int(PG_PRESENT)
+_RECLAIM: Final = int(PG_RECLAIM)
+_REFERENCED: Final = int(PG_REFERENCED)
+_RESIDENT: Final = int(PG_RESIDENT)
+_SWAPCACHE: Final = int(PG_SWAPCACHE)
+_WRITEBACK: Final = int(PG_WRITEBACK)
+_ORPHAN: Final = int(PG_ORPHAN)
+_FREED_CLEAR: Final = _SWAPCACHE | _RESIDENT | _LRU | _ACTIVE | _RECLAIM
+DEF_PRIORITY: Final = 12
 
 
 def _changed_without_io(f: np.ndarray) -> np.ndarray:
@@ -47,12 +54,15 @@ def _changed_without_io(f: np.ndarray) -> np.ndarray:
                     | (swapcache & ((f & (PG_PRESENT | PG_DIRTY)) != PG_DIRTY)))
 
 
-# _changed_without_io() and "page_referenced() walks it" (mapped, not under
-# I/O) for every uint16 flags value: rotate_inert looks each page up once
-# instead of making a dozen array passes
+# What rotate_inert needs to know of a page, for every uint16 flags value,
+# so that it looks each page up once: 2 if _changed_without_io(), else 1 if
+# page_referenced() walks it (mapped, not under I/O), else 0.  2 being the
+# largest value, argmax() finds the first changed page.
 _ALL_FLAGS = np.arange(1 << 16, dtype=np.uint16)
-_CHANGED_WITHOUT_IO = _changed_without_io(_ALL_FLAGS)
-_WALKED = (_ALL_FLAGS & (PG_PRESENT | PG_LOCKED | PG_WRITEBACK)) == PG_PRESENT
+_NOIO_CHANGED: Final = 2
+_NOIO_CLASS: Final = np.where(_changed_without_io(_ALL_FLAGS), _NOIO_CHANGED,
+                       (_ALL_FLAGS & (PG_PRESENT | PG_LOCKED | PG_WRITEBACK)) == PG_PRESENT
+                       ).astype(np.uint8)
 del _ALL_FLAGS
 
 
@@ -315,31 +325,33 @@ class Reclaim:
         q = zone.inactive
         want = max_batches * SWAP_CLUSTER_MAX
         # pop until a page the scan would change shows up: a small first
-        # chunk (the tail often holds pages just rotated there), then the rest
+        # chunk (the tail often holds pages just rotated there), then the rest.
+        # take() rather than fancy indexing: the same gather, a faster loop.
         raws: list[np.ndarray] = []     # popped entries, stale ones included
         seqs: list[np.ndarray] = []
         idxs: list[Any] = []            # (offset, where the live ones are among them; None: all)
-        fls: list[np.ndarray] = []      # the live ones' flags
+        cls: list[np.ndarray] = []      # the live ones' _NOIO_CLASS
         size, nlive, first, off, dense = 2 * SWAP_CLUSTER_MAX, 0, -1, 0, True
         while nlive < want and len(q):
             cp, cs = q.pop(size)
-            ok = lru_seq[cp] == cs
+            ok = lru_seq.take(cp) == cs
             if ok.all():                # the common case: no stale entry
                 li = None
-                f = flags[cp]
+                c = _NOIO_CLASS.take(flags.take(cp))
             else:
                 li = np.flatnonzero(ok)
-                f = flags[cp[li]]
+                c = _NOIO_CLASS.take(flags.take(cp[li]))
                 dense = False
             raws.append(cp)
             seqs.append(cs)
             idxs.append((off, li))
             off += len(cp)
-            fls.append(f)
-            changed = _CHANGED_WITHOUT_IO[f]
-            if changed.any():
-                first = nlive + int(np.argmax(changed))
-            nlive += len(f)
+            cls.append(c)
+            if len(c):
+                i = int(c.argmax())
+                if c[i] == _NOIO_CHANGED:
+                    first = nlive + i
+            nlive += len(c)
             if first >= 0:
                 break
             size = want - nlive + SWAP_CLUSTER_MAX
@@ -350,15 +362,15 @@ class Reclaim:
         k = min(first // SWAP_CLUSTER_MAX, max_batches)
         n = k * SWAP_CLUSTER_MAX
         if len(raws) > 1:
-            raw_pages, raw_seqs, f = np.concatenate(raws), np.concatenate(seqs), np.concatenate(fls)
+            raw_pages, raw_seqs, c = np.concatenate(raws), np.concatenate(seqs), np.concatenate(cls)
         else:
-            raw_pages, raw_seqs, f = raws[0], seqs[0], fls[0]
+            raw_pages, raw_seqs, c = raws[0], seqs[0], cls[0]
         if dense:
             done: Any = slice(0, n)
             rest_from = n
         else:
-            live_idx = np.concatenate([np.arange(o, o + len(c)) if li is None else li + o
-                                       for c, (o, li) in zip(raws, idxs)])
+            live_idx = np.concatenate([np.arange(o, o + len(p)) if li is None else li + o
+                                       for p, (o, li) in zip(raws, idxs)])
             done = live_idx[:n]
             rest_from = int(live_idx[n - 1]) + 1 if n else 0
         # what was not scanned goes back to the tail as it was, seqs included
@@ -369,7 +381,8 @@ class Reclaim:
         # put back at the head in the order isolated, as putback_inactive_pages()
         # does; a page that only moves keeps its entry's sequence number
         q.push(raw_pages[done], raw_seqs[done])
-        mapped = int(np.count_nonzero(_WALKED[f[:n]]))
+        # none of the first n is changed: their class is 1 where walked
+        mapped = int(np.count_nonzero(c[:n]))
         kind = 1 if sc.kswapd else 0
         self.ev[self._ev_scan[kind][zone.idx]] += n
         zone.pages_scanned += n

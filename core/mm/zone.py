@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-PAGE_SIZE = 4096
-PAGE_SHIFT = 12
-MAX_ORDER = 11
+PAGE_SIZE: Final = 4096
+PAGE_SHIFT: Final = 12
+MAX_ORDER: Final = 11
 
-ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE = range(4)
-ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
-MAX_NR_ZONES = 4
+ZONE_DMA: Final = 0
+ZONE_DMA32: Final = 1
+ZONE_NORMAL: Final = 2
+ZONE_MOVABLE: Final = 3
+ZONE_NAMES: Final = ("DMA", "DMA32", "Normal", "Movable")
+MAX_NR_ZONES: Final = 4
 
-DMA_PRESENT = 3980
-DMA_HOLES = 4096 - DMA_PRESENT
-DMA32_END = (4 << 30 >> PAGE_SHIFT) - DMA_HOLES  # in present-page index
+DMA_PRESENT: Final = 3980
+DMA_HOLES: Final = 4096 - DMA_PRESENT
+DMA32_END: Final = (4 << 30 >> PAGE_SHIFT) - DMA_HOLES  # in present-page index
 
-WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
+WMARK_MIN: Final = 0
+WMARK_LOW: Final = 1
+WMARK_HIGH: Final = 2
 
 
 def zone_layout(memory_bytes: int, nodes: int) -> list[list[int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from functools import partial
-from typing import Any, Generator
+from typing import Any, Final, Generator
 
 from swapsim._mypyc import mypyc_attr
 from swapsim.block import READ, WRITE, EIO, Request, SwapTransport
@@ -15,8 +15,8 @@ from swapsim.slab import AllocContext
 
 from .options import NbdOptions
 
-REQUEST_HEADER = 28
-REPLY_HEADER = 16
+REQUEST_HEADER: Final = 28
+REPLY_HEADER: Final = 16
 
 
 # compiled with mypyc (setup.py); plain Python subclasses stay possible

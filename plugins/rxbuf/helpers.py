@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from itertools import repeat
-from typing import Any
+from typing import Any, Final
 
 from swapsim._mypyc import mypyc_attr
 from swapsim.mm import gfp as G
@@ -18,7 +18,7 @@ def _hits(got: object, promised: object) -> None:
 
 
 #: how many objects a free_fast_count() call looks at (bounds the copying of slices)
-_WINDOW = 128
+_WINDOW: Final = 128
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

@@ -60,7 +60,7 @@ Simplifications (each is a modelling choice, not a kernel fact):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from attrs import field, frozen
@@ -75,30 +75,32 @@ from swapsim.slab import (AllocContext, CacheStats, PageSource, SlabAllocator,
 # type check, so class bodies here call it untyped.
 _field: Any = field
 
-PAGE_SIZE = 4096
+PAGE_SIZE: Final = 4096
 #: An object handle is ``slab_id << OBJ_SHIFT | index`` (SLAB slabs hold < 2**16 objects).
-OBJ_SHIFT = 16
-_OBJ_MASK = (1 << OBJ_SHIFT) - 1
+OBJ_SHIFT: Final = 16
+_OBJ_MASK: Final = (1 << OBJ_SHIFT) - 1
 
 #: sizeof(struct slab) and sizeof(kmem_bufctl_t) on x86-64, 3.6.
-SLAB_STRUCT_SIZE = 48
-BUFCTL_SIZE = 4
-KMALLOC_MAX_ORDER = 10
-BATCHREFILL_LIMIT = 16
-CACHE_LINE = 64
+SLAB_STRUCT_SIZE: Final = 48
+BUFCTL_SIZE: Final = 4
+KMALLOC_MAX_ORDER: Final = 10
+BATCHREFILL_LIMIT: Final = 16
+CACHE_LINE: Final = 64
 
-GFP_RECLAIM_MASK = (G.__GFP_WAIT | G.__GFP_HIGH | G.__GFP_IO | G.__GFP_FS | G.__GFP_NOWARN
+GFP_RECLAIM_MASK: Final = (G.__GFP_WAIT | G.__GFP_HIGH | G.__GFP_IO | G.__GFP_FS | G.__GFP_NOWARN
                     | G.__GFP_REPEAT | G.__GFP_NOFAIL | G.__GFP_NORETRY | G.__GFP_MEMALLOC
                     | G.__GFP_NOMEMALLOC)
-GFP_CONSTRAINT_MASK = G.__GFP_HARDWALL | G.__GFP_THISNODE
+GFP_CONSTRAINT_MASK: Final = G.__GFP_HARDWALL | G.__GFP_THISNODE
 # (bound here: inside class bodies G.__X would be name-mangled)
-_GFP_NOTRACK = G.__GFP_NOTRACK
-_GFP_RECLAIMABLE = G.__GFP_RECLAIMABLE
+_GFP_NOTRACK: Final = G.__GFP_NOTRACK
+_GFP_RECLAIMABLE: Final = G.__GFP_RECLAIMABLE
 #: GFP_THISNODE of a CONFIG_NUMA=y kernel (0 without NUMA).
-GFP_THISNODE_NUMA = G.__GFP_THISNODE | G.__GFP_NOWARN | G.__GFP_NORETRY
+GFP_THISNODE_NUMA: Final = G.__GFP_THISNODE | G.__GFP_NOWARN | G.__GFP_NORETRY
 
 #: slab states (which kmem_list3 list a slab is on)
-S_FREE, S_PARTIAL, S_FULL = 0, 1, 2
+S_FREE: Final = 0
+S_PARTIAL: Final = 1
+S_FULL: Final = 2
 
 def array_limit(size: int) -> int:
     """enable_cpucache(): per-CPU array limit for an object of ``size`` bytes."""

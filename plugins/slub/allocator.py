@@ -56,7 +56,7 @@ Simplifications (modelling choices):
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from attrs import field, frozen
@@ -70,26 +70,26 @@ from swapsim.slab import (AllocContext, CacheStats, PageSource, SlabAllocator,
 # type check, so class bodies here call it untyped.
 _field: Any = field
 
-PAGE_SIZE = 4096
-PAGE_SHIFT = 12
-MAX_ORDER = 11
+PAGE_SIZE: Final = 4096
+PAGE_SHIFT: Final = 12
+MAX_ORDER: Final = 11
 #: An object handle is ``slab_id << OBJ_SHIFT | index`` (page.objects is 15 bits).
-OBJ_SHIFT = 16
-MAX_OBJS_PER_PAGE = 32767
-MIN_PARTIAL = 5
-MAX_PARTIAL = 10
+OBJ_SHIFT: Final = 16
+MAX_OBJS_PER_PAGE: Final = 32767
+MIN_PARTIAL: Final = 5
+MAX_PARTIAL: Final = 10
 
-GFP_RECLAIM_MASK = (G.__GFP_WAIT | G.__GFP_HIGH | G.__GFP_IO | G.__GFP_FS | G.__GFP_NOWARN
+GFP_RECLAIM_MASK: Final = (G.__GFP_WAIT | G.__GFP_HIGH | G.__GFP_IO | G.__GFP_FS | G.__GFP_NOWARN
                     | G.__GFP_REPEAT | G.__GFP_NOFAIL | G.__GFP_NORETRY | G.__GFP_MEMALLOC
                     | G.__GFP_NOMEMALLOC)
-GFP_CONSTRAINT_MASK = G.__GFP_HARDWALL | G.__GFP_THISNODE
+GFP_CONSTRAINT_MASK: Final = G.__GFP_HARDWALL | G.__GFP_THISNODE
 # (bound here: inside class bodies G.__X would be name-mangled)
-_GFP_COMP = G.__GFP_COMP
-_GFP_NOFAIL = G.__GFP_NOFAIL
-_GFP_NORETRY = G.__GFP_NORETRY
-_GFP_NOTRACK = G.__GFP_NOTRACK
-_GFP_NOWARN = G.__GFP_NOWARN
-_GFP_RECLAIMABLE = G.__GFP_RECLAIMABLE
+_GFP_COMP: Final = G.__GFP_COMP
+_GFP_NOFAIL: Final = G.__GFP_NOFAIL
+_GFP_NORETRY: Final = G.__GFP_NORETRY
+_GFP_NOTRACK: Final = G.__GFP_NOTRACK
+_GFP_NOWARN: Final = G.__GFP_NOWARN
+_GFP_RECLAIMABLE: Final = G.__GFP_RECLAIMABLE
 
 def get_order(size: int) -> int:
     """get_order(): the smallest order whose block holds ``size`` bytes."""
