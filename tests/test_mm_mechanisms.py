@@ -583,7 +583,7 @@ def test_page_queue_wraps_and_grows_in_order():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["push", "push_tail", "pop"]),
+@given(st.lists(st.tuples(st.sampled_from(["push", "push_tail", "pop", "peek", "drop"]),
                           st.integers(min_value=0, max_value=40)), max_size=40))
 def test_page_queue_matches_a_deque(ops):
     q = PageQueue(16)
@@ -594,6 +594,19 @@ def test_page_queue_matches_a_deque(ops):
             pages, seqs = q.pop(k)
             want = [ref.popleft() for _ in range(min(k, len(ref)))]
             assert pages.tolist() == want and seqs.tolist() == [-p for p in want]
+        elif op == "peek":      # from the middle: k // 2 entries in, up to k of them
+            start = min(k // 2, len(ref))
+            pages, seqs = q.peek(start, k)
+            want = list(ref)[start:start + k]
+            # a prefix, cut short only where the ring wraps
+            assert pages.tolist() == want[:len(pages)] and seqs.tolist() == [-p for p in pages.tolist()]
+            assert len(pages) >= min(1, len(want))
+            assert len(q) == len(ref)
+        elif op == "drop":
+            k = min(k, len(ref))
+            q.drop(k)
+            for _ in range(k):
+                ref.popleft()
         else:
             ids = np.arange(next_id, next_id + k)
             next_id += k

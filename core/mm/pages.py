@@ -174,6 +174,20 @@ class PageQueue:
         self.tail = start
         self.n += k
 
+    def peek(self, start: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Views of up to ``k`` entries (stale ones included) from the
+        ``start``-th from the tail on, without removing them; fewer than ``k``
+        where the ring wraps.  Valid until the queue is next changed."""
+        cap = len(self.buf)
+        t = (self.tail + start) & (cap - 1)
+        k = min(k, self.n - start, cap - t)
+        return self.buf[t:t + k], self.sq[t:t + k]
+
+    def drop(self, k: int) -> None:
+        """Remove ``k`` entries from the tail."""
+        self.tail = (self.tail + k) & (len(self.buf) - 1)
+        self.n -= k
+
     def pop(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Remove up to ``k`` entries from the tail (stale ones included)."""
         k = min(k, self.n)

@@ -324,16 +324,14 @@ class Reclaim:
         flags, lru_seq = ps.flags, ps.lru_seq
         q = zone.inactive
         want = max_batches * SWAP_CLUSTER_MAX
-        # pop until a page the scan would change shows up: a small first
-        # chunk (the tail often holds pages just rotated there), then the rest.
-        # take() rather than fancy indexing: the same gather, a faster loop.
-        raws: list[np.ndarray] = []     # popped entries, stale ones included
-        seqs: list[np.ndarray] = []
-        idxs: list[Any] = []            # (offset, where the live ones are among them; None: all)
-        cls: list[np.ndarray] = []      # the live ones' _NOIO_CLASS
-        size, nlive, first, off, dense = 2 * SWAP_CLUSTER_MAX, 0, -1, 0, True
-        while nlive < want and len(q):
-            cp, cs = q.pop(size)
+        # look at the tail, in place, until a page the scan would change shows
+        # up: a small first chunk (the tail often holds pages just rotated
+        # there), then the rest.  take() rather than fancy indexing: the same
+        # gather, a faster loop.
+        chunks: list[Any] = []          # (pages, seqs, where the live ones are or None: all, their class)
+        size, nlive, first, raw = 2 * SWAP_CLUSTER_MAX, 0, -1, 0
+        while nlive < want and raw < len(q):
+            cp, cs = q.peek(raw, size)
             ok = lru_seq.take(cp) == cs
             if ok.all():                # the common case: no stale entry
                 li = None
@@ -341,12 +339,8 @@ class Reclaim:
             else:
                 li = np.flatnonzero(ok)
                 c = _NOIO_CLASS.take(flags.take(cp[li]))
-                dense = False
-            raws.append(cp)
-            seqs.append(cs)
-            idxs.append((off, li))
-            off += len(cp)
-            cls.append(c)
+            chunks.append((cp, cs, li, c))
+            raw += len(cp)
             if len(c):
                 i = int(c.argmax())
                 if c[i] == _NOIO_CHANGED:
@@ -355,34 +349,39 @@ class Reclaim:
             if first >= 0:
                 break
             size = want - nlive + SWAP_CLUSTER_MAX
-        if not raws:
-            return 0, 0.0
         if first < 0:
             first = nlive
         k = min(first // SWAP_CLUSTER_MAX, max_batches)
         n = k * SWAP_CLUSTER_MAX
-        if len(raws) > 1:
-            raw_pages, raw_seqs, c = np.concatenate(raws), np.concatenate(seqs), np.concatenate(cls)
-        else:
-            raw_pages, raw_seqs, c = raws[0], seqs[0], cls[0]
-        if dense:
-            done: Any = slice(0, n)
-            rest_from = n
-        else:
-            live_idx = np.concatenate([np.arange(o, o + len(p)) if li is None else li + o
-                                       for p, (o, li) in zip(raws, idxs)])
-            done = live_idx[:n]
-            rest_from = int(live_idx[n - 1]) + 1 if n else 0
-        # what was not scanned goes back to the tail as it was, seqs included
-        if rest_from < len(raw_pages):
-            q.push_tail(raw_pages[rest_from:][::-1], raw_seqs[rest_from:][::-1])
         if not n:
             return 0, 0.0
-        # put back at the head in the order isolated, as putback_inactive_pages()
-        # does; a page that only moves keeps its entry's sequence number
-        q.push(raw_pages[done], raw_seqs[done])
-        # none of the first n is changed: their class is 1 where walked
-        mapped = int(np.count_nonzero(c[:n]))
+        # The first n live entries move to the head in the order isolated, as
+        # putback_inactive_pages() puts them back; a page that only moves keeps
+        # its entry's sequence number.  Stale entries before the last of them
+        # are dropped; the entries after it stay where they are.
+        pages: list[np.ndarray] = []
+        seqs: list[np.ndarray] = []
+        need, used, mapped = n, 0, 0
+        for cp, cs, li, c in chunks:
+            m = min(need, len(c))
+            need -= m
+            if li is None:
+                pages.append(cp[:m])
+                seqs.append(cs[:m])
+                used += m if not need else len(cp)
+            else:
+                pages.append(cp[li[:m]])
+                seqs.append(cs[li[:m]])
+                used += int(li[m - 1]) + 1 if not need else len(cp)
+            # none of the first n is changed: their class is 1 where walked
+            mapped += int(np.count_nonzero(c[:m]))
+            if not need:
+                break
+        if len(pages) == 1:
+            q.push(pages[0], seqs[0])
+        else:
+            q.push(np.concatenate(pages), np.concatenate(seqs))
+        q.drop(used)        # after push: the views are of the entries it drops
         kind = 1 if sc.kswapd else 0
         self.ev[self._ev_scan[kind][zone.idx]] += n
         zone.pages_scanned += n
