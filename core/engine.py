@@ -14,10 +14,14 @@ value once it is processed.  ``yield from`` composes kernel-style call chains
 
 from __future__ import annotations
 
-from heapq import heappop, heappush
-from typing import Any, Callable, Generator, Iterable
+import heapq
+from typing import Any, Callable, Final, Generator, Iterable
 
-_PENDING = object()
+# Final: compiled, read from C statics rather than looked up in the module's
+# dict once or twice per event (core/_mypyc.py)
+_PENDING: Final = object()
+heappush: Final = heapq.heappush
+heappop: Final = heapq.heappop
 
 
 class Event:
