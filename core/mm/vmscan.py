@@ -396,16 +396,21 @@ class Reclaim:
         pages = req.pages
         mm.lru_gen += 1
         mm.nr_writeback -= len(pages)
-        flags[pages] &= ~PG_WRITEBACK
         if req.error:
             # re-dirty so that the page is not reclaimed; it is written again later
-            flags[pages] = (flags[pages] | PG_DIRTY) & ~PG_RECLAIM
+            flags[pages] = (flags[pages] & ~PG_WRITEBACK | PG_DIRTY) & ~PG_RECLAIM
             mm.release_orphans(pages)
             return
         # the rest on Python ints: a request is ≤ 31 pages
         pl = pages.tolist()
         mflags = ps.mflags
-        if any(mflags[p] & (_ORPHAN | _LOCKED) == _ORPHAN for p in pl):
+        orphans = False
+        for p in pl:
+            f = mflags[p] & ~_WRITEBACK
+            mflags[p] = f
+            if f & (_ORPHAN | _LOCKED) == _ORPHAN:
+                orphans = True
+        if orphans:
             mm.release_orphans(pages)
         rotate = []
         for p in pl:
