@@ -9,7 +9,7 @@ batches other tasks run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Generator
 
 import numpy as np
@@ -42,6 +42,7 @@ _WRITEBACK: Final = int(PG_WRITEBACK)
 _ORPHAN: Final = int(PG_ORPHAN)
 _FREED_CLEAR: Final = _SWAPCACHE | _RESIDENT | _LRU | _ACTIVE | _RECLAIM
 DEF_PRIORITY: Final = 12
+KSWAPD_ZONE_BALANCE_GAP_RATIO: Final = 100
 
 
 def _changed_without_io(f: np.ndarray) -> np.ndarray:
@@ -77,6 +78,8 @@ class ScanControl:
     nr_reclaimed: int = 0
     #: CPU seconds charged so far (to replay a futile direct reclaim, see try_to_free_pages)
     cpu: float = 0.0
+    #: (zone, pages) freed by the batch being processed, not yet given back (see shrink_zone)
+    freeing: list[tuple["Zone", int]] = field(default_factory=list)
 
 
 # Compiled, a plain Python class all the same (its methods are compiled, its
@@ -266,10 +269,10 @@ class Reclaim:
                     mseq[p] = -1
                 gid = zone.gid
                 if len(mm.zones) == 1 or all(mzone[p] == gid for p in clean):
-                    zone.give_pages(freed)
-                    mm._freed(zone, freed)
+                    sc.freeing.append((zone, freed))
                 else:
-                    mm._free_frames(np.array(clean, dtype=np.int32))
+                    gids = [mzone[p] for p in clean]
+                    sc.freeing += [(mm.zones[g], gids.count(g)) for g in sorted(set(gids))]
                 for p in clean:
                     mzone[p] = -1
         if activate:
@@ -305,6 +308,16 @@ class Reclaim:
         seconds = (self._scan_cpu(scanned, mapped) + unmapped * cost.unmap_page
                    + len(writes) * cost.pageout + freed * cost.free_page)
         return scanned, freed, nr_writeback, np.array(writes, dtype=np.int32), seconds
+
+    def release_freed(self, sc: ScanControl) -> None:
+        """free_hot_cold_page_list() at the end of shrink_page_list(): the
+        batch's freed pages reach the free lists only after its CPU time and
+        its pageout()s — a reclaimer asleep in get_request_wait() on a full
+        request list holds the pages it has freed so far."""
+        for zone, n in sc.freeing:
+            zone.give_pages(n)
+            self.mm._freed(zone, n)
+        sc.freeing.clear()
 
     def rotate_inert(self, zone: "Zone", max_batches: int, sc: ScanControl) -> tuple[int, float]:
         """Scan the leading batches of the inactive tail that reclaim without
@@ -486,6 +499,8 @@ class Reclaim:
             if writes is not None and len(writes):
                 yield from queue.submit(task, WRITE, self.mm.pages.slot[writes].copy(), writes,
                                         self.write_done)
+            if sc.freeing:
+                self.release_freed(sc)
             # ZONE_CONGESTED is set only when every dirty page met was kept
             # because its bdi was write-congested (nr_dirty == nr_congested).
             # Swap cache pages belong to swapper_space, whose bdi ("swap") is
@@ -628,32 +643,54 @@ class Reclaim:
             for prio in range(DEF_PRIORITY, -1, -1):
                 sc.priority = prio
                 under_min = False
-                unbalanced = [z for z in node.zones if not self.zone_balanced(z)]
-                for z in node.zones:  # age the active lists
+                # highmem -> dma: age each zone's active list down to the
+                # highest zone below HIGH (end_zone); none: all balanced
+                end_zone = -1
+                for z in reversed(node.zones):
+                    if z.all_unreclaimable and prio != DEF_PRIORITY:
+                        continue
                     if self.inactive_is_low(z):
                         k, seconds = self.shrink_active(z, SWAP_CLUSTER_MAX)
                         if k:
                             yield from self.sim.cpus.run(task, seconds, sys=True)
-                if not unbalanced:
+                    if not self.zone_balanced(z):
+                        end_zone = z.idx
+                        break
+                    z.congested = False
+                if end_zone < 0:
                     all_ok = True
                     break
+                # dma -> end_zone, each judged as an allocation for end_zone
+                # would see it: a lower zone keeps its lowmem_reserve on top,
+                # so a DMA zone that allocations drained to MIN + reserve
+                # is reclaimed too, and counts as under MIN
+                all_zones_ok = True
                 for z in node.zones:
+                    if z.idx > end_zone:
+                        break
                     if z.all_unreclaimable and prio != DEF_PRIORITY:
                         continue
-                    if not self.zone_balanced(z):
+                    balance_gap = min(z.low, (z.present + KSWAPD_ZONE_BALANCE_GAP_RATIO - 1)
+                                      // KSWAPD_ZONE_BALANCE_GAP_RATIO)
+                    if not z.watermark_ok(0, z.high + balance_gap, end_zone, 0):
                         sc.nr_scanned = 0
                         yield from self.shrink_zone(task, z, sc)
                         total_scanned += sc.nr_scanned
                         reclaimable = z.nr_active + z.nr_inactive
                         if z.pages_scanned >= 6 * max(reclaimable, 1):
                             z.all_unreclaimable = True
-                    if not self.zone_balanced(z):
-                        if not z.watermark_ok(0, z.min, 0, 0):
+                    if z.all_unreclaimable:
+                        if end_zone and end_zone == z.idx:
+                            end_zone -= 1
+                        continue
+                    if not z.watermark_ok(0, z.high, end_zone, 0):
+                        all_zones_ok = False
+                        if not z.watermark_ok(0, z.min, end_zone, 0):
                             under_min = True
                     else:
                         z.congested = False
                 self.throttle.kswapd_pass(node)
-                if all(self.zone_balanced(z) for z in node.zones):
+                if all_zones_ok:
                     all_ok = True
                     break
                 if total_scanned and prio < DEF_PRIORITY - 2:
