@@ -815,3 +815,76 @@ def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, batched):
     kinds = [0, 1, 0, 4, 2, 0, 1, 4] * 16
     inactive = _noio_scan(pm, kinds, [], 0, batched)[0]
     assert inactive == list(range(len(kinds)))
+
+
+# -- when reclaimed pages reach the free lists; kswapd and the DMA zone's lowmem_reserve ---
+
+def _inactive_pages(sim, zone, first, n, flags, slots=False):
+    from swapsim.mm.pages import PG_RESIDENT, PG_TOUCHED
+    ps = sim.mm.pages
+    pages = np.arange(first, first + n, dtype=np.int32)
+    ps.zone[pages] = zone.gid
+    ps.flags[pages] |= PG_RESIDENT | PG_TOUCHED | flags
+    if slots:
+        ps.slot[pages] = sim.mm.swap.alloc(pages)
+    sim.mm.lru_add(pages, active=False)
+    return pages
+
+
+def test_a_reclaimer_asleep_on_a_full_request_list_holds_the_pages_it_freed(pm):
+    """shrink_page_list() frees its batch's pages at the end (free_hot_cold_page_list),
+    after the pageout()s: while get_request_wait() sleeps, they are nobody's."""
+    from swapsim.mm.pages import PG_DIRTY, PG_PRESENT, PG_SWAPCACHE
+    from swapsim.mm.vmscan import ScanControl
+    sim = make_sim(pm)
+    env = sim.env
+    zone = zones_by_name(sim)["DMA32"]
+    q = sim.mm.transport.queue
+    dispatched: list = []
+    q.dispatch = dispatched.append       # requests stay allocated until completed here
+    env.process(submit_singles(q, Task(pid=1, comm="kswapd0"), 128, [], []))
+    env.run(until=env.now + 0.1)
+    assert q.rl[WRITE] == 128
+    # the tail: 16 clean unmapped swap cache pages (freed), then 16 mapped dirty ones (written)
+    _inactive_pages(sim, zone, 0, 16, PG_SWAPCACHE, slots=True)
+    _inactive_pages(sim, zone, 16, 16, PG_PRESENT | PG_DIRTY)
+    set_free(zone, zone.high - zone.nr_file)
+    free0 = zone.nr_free
+    task = Task(pid=5, comm="usemem-0")
+    sc = ScanControl(nr_to_reclaim=32, gfp=G.GFP_HIGHUSER_MOVABLE, kswapd=False, priority=0)
+    proc = env.process(sim.mm.reclaim.shrink_zone(task, zone, sc))
+    env.run(until=env.now + 1.0)
+    assert sc.nr_reclaimed == 16 and task.state == "blk_request_wait" and not proc.triggered
+    assert zone.nr_free == free0          # freed, but held by the sleeping reclaimer
+    q.complete(dispatched[0])             # a request frees up: the write goes out …
+    env.run(until=env.now + 1.0)
+    assert proc.triggered and len(dispatched) == 129
+    assert zone.nr_free == free0 + 16     # … and only then the pages are freed
+
+
+def test_kswapd_reclaims_a_dma_zone_drained_to_min_plus_lowmem_reserve(pm):
+    """balance_pgdat() judges the zones below end_zone as an allocation for end_zone sees
+    them: DMA at MIN + lowmem_reserve[DMA32] is above its HIGH alone, yet kswapd
+    reclaims it while DMA32 is below HIGH."""
+    from swapsim.mm.pages import PG_SWAPCACHE, PG_WRITEBACK
+    sim = make_sim(pm)
+    env = sim.env
+    z = zones_by_name(sim)
+    dma, dma32 = z["DMA"], z["DMA32"]
+    reserve = dma.lowmem_reserve[dma32.idx]
+    assert reserve == DMA32_PRESENT // 256
+    # DMA: clean swap cache, free to take; DMA32: under writeback, it stays below HIGH
+    _inactive_pages(sim, dma, 0, 2048, PG_SWAPCACHE, slots=True)
+    _inactive_pages(sim, dma32, 2048, 2048, PG_SWAPCACHE | PG_WRITEBACK, slots=True)
+    dma.nr_file = dma32.nr_file = 0
+    set_free(dma, DMA_WMARKS[0] + reserve)
+    set_free(dma32, DMA32_WMARKS[2] - 1)
+    assert sim.mm.reclaim.zone_balanced(dma) and not sim.mm.reclaim.zone_balanced(dma32)
+    node = sim.mm.nodes[0]
+    env.process(sim.mm.reclaim.balance_pgdat(node, Task(pid=2, comm="kswapd0", kthread=True)))
+    env.run(until=env.now + 5.0)
+    ev = sim.vmstat.ev
+    assert ev["pgscan_kswapd_dma32"] > 0 and not ev["pgsteal_kswapd_dma32"]
+    assert ev["pgsteal_kswapd_dma"] > 0
+    # up to HIGH + reserve: balanced as an allocation for DMA32 sees it
+    assert dma.watermark_ok(0, DMA_WMARKS[2], dma32.idx, 0)
