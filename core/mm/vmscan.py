@@ -78,7 +78,7 @@ class ScanControl:
     nr_reclaimed: int = 0
     #: CPU seconds charged so far (to replay a futile direct reclaim, see try_to_free_pages)
     cpu: float = 0.0
-    #: (zone, pages) freed by the batch being processed, not yet given back (see shrink_zone)
+    #: (zone, pages) freed by the batch being processed, not yet given back (release_freed)
     freeing: list[tuple["Zone", int]] = field(default_factory=list)
 
 
