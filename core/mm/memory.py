@@ -717,15 +717,21 @@ class MM:
             self._free_frames(pages)
             self._read_failed = dict.fromkeys(pages.tolist(), True)
             return
-        mflags = ps.mflags
-        orphans = False
-        for p in pl:
-            f = mflags[p] & ~_LOCKED
-            mflags[p] = f
-            if f & (_ORPHAN | _WRITEBACK) == _ORPHAN:
-                orphans = True
-        if orphans:
+        if self.end_page_io(pl, _LOCKED):
             self.release_orphans(pages)
+
+    def end_page_io(self, pages: list[int], done: int) -> bool:
+        """Clear ``done`` (_LOCKED when a read ends, _WRITEBACK when a write
+        does) on each page; True if one of them is an orphan no longer under
+        any I/O (for release_orphans).  A request is ≤ 31 pages: Python ints."""
+        mflags = self.pages.mflags
+        orphans = False
+        for p in pages:
+            f = mflags[p] & ~done
+            mflags[p] = f
+            if f & (_ORPHAN | _LOCKED | _WRITEBACK) == _ORPHAN:
+                orphans = True
+        return orphans
 
     def _free_frames(self, pages: np.ndarray) -> None:
         """Give the frames of ``pages`` back to their zones (they must be off the LRU)."""

@@ -417,13 +417,7 @@ class Reclaim:
         # the rest on Python ints: a request is ≤ 31 pages
         pl = pages.tolist()
         mflags = ps.mflags
-        orphans = False
-        for p in pl:
-            f = mflags[p] & ~_WRITEBACK
-            mflags[p] = f
-            if f & (_ORPHAN | _LOCKED) == _ORPHAN:
-                orphans = True
-        if orphans:
+        if mm.end_page_io(pl, _WRITEBACK):
             mm.release_orphans(pages)
         rotate = []
         for p in pl:
