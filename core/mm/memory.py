@@ -52,14 +52,6 @@ _TOUCH: Final = int(PG_REFERENCED | PG_DIRTY)
 JIFFY: Final = 0.004  # HZ=250
 
 
-_ALLOC_WMARK_MASK: Final = G.ALLOC_WMARK_MASK
-_ALLOC_NO_WATERMARKS: Final = G.ALLOC_NO_WATERMARKS
-_ALLOC_HIGH: Final = G.ALLOC_HIGH
-_ALLOC_HARDER: Final = G.ALLOC_HARDER
-_ALLOC_WMARK_LOW: Final = G.ALLOC_WMARK_LOW
-_ALLOC_CPUSET: Final = G.ALLOC_CPUSET
-
-
 #: the vmstat counter of each zone type's page allocations
 _PGALLOC: Final = tuple(f"pgalloc_{n.lower()}" for n in ZONE_NAMES)
 
@@ -230,16 +222,16 @@ class MM:
     def _take(self, zonelist: list[Zone], order: int, alloc_flags: int) -> Zone | None:
         """get_page_from_freelist() for one block."""
         classzone = zonelist[0].idx
-        wm = alloc_flags & _ALLOC_WMARK_MASK
-        check = not alloc_flags & _ALLOC_NO_WATERMARKS
+        wm = alloc_flags & G.ALLOC_WMARK_MASK
+        check = not alloc_flags & G.ALLOC_NO_WATERMARKS
         for z in zonelist:
             if check:
                 if order == 0:
                     # Zone.watermark_ok() for order 0, inlined: slab pages come this way
                     m = z.watermark[wm]
-                    if alloc_flags & _ALLOC_HIGH:
+                    if alloc_flags & G.ALLOC_HIGH:
                         m -= m // 2
-                    if alloc_flags & _ALLOC_HARDER:
+                    if alloc_flags & G.ALLOC_HARDER:
                         m -= m // 4
                     if z.nr_free <= m + z.lowmem_reserve[classzone]:
                         continue
@@ -295,7 +287,7 @@ class MM:
         task = ctx.task
         nodes = self.nodes
         zl = nodes[(task.pid if task is not None else 0) % len(nodes)].zonelist
-        z = self._take(zl, order, _ALLOC_WMARK_LOW | _ALLOC_CPUSET)
+        z = self._take(zl, order, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET)
         if z is not None:
             return z.gid, False
         if not gfp & G.GFP_NO_KSWAPD:
