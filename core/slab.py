@@ -29,6 +29,18 @@ class AllocContext:
     task: Any = None          # swapsim.cpu.Task or None (interrupt context)
     softirq: bool = False
     cpu: int = 0              # the CPU whose per-CPU caches are used
+    #: the caller sleeps and direct-reclaims when the page allocator fails it
+    #: (a __GFP_WAIT allocation by a task outside PF_MEMALLOC; set by
+    #: MM.kmem_cache_alloc_bulk).  The slab allocator itself never sleeps.
+    may_reclaim: bool = False
+    #: set by a slab allocator whose page allocation would have entered direct
+    #: reclaim before it could go on (SLUB's speculative high-order slab, which
+    #: is __GFP_NORETRY but keeps __GFP_WAIT): the allocation returns failure,
+    #: the caller reclaims at this order and calls again with ``reclaimed`` set.
+    reclaim_order: int = -1
+    #: this call follows the reclaim asked for with ``reclaim_order``: the
+    #: allocation retries once and then falls back instead of asking again.
+    reclaimed: bool = False
 
 
 class PageSource(Protocol):

@@ -888,3 +888,41 @@ def test_kswapd_reclaims_a_dma_zone_drained_to_min_plus_lowmem_reserve(pm):
     assert ev["pgsteal_kswapd_dma"] > 0
     # up to HIGH + reserve: balanced as an allocation for DMA32 sees it
     assert dma.watermark_ok(0, DMA_WMARKS[2], dma32.idx, 0)
+
+
+def _fragment(sim, free: int) -> None:
+    """Every zone holds exactly ``free`` pages, in blocks of order 0 and 1 only."""
+    for z in sim.mm.zones:
+        z.take_pages(z.nr_free)
+        z.give_pages(free)
+        assert not any(z.free_area[3:])
+
+
+@pytest.mark.parametrize("slab, pf_memalloc, reclaims", [
+    ("slub", 0, True),                  # the order-3 attempt keeps __GFP_WAIT
+    ("slub", G.PF_MEMALLOC, False),     # no reclaim recursion: straight to the fallback
+    ("slab", 0, False),                 # SLAB's kmalloc-2048 slab is one page
+])
+def test_slubs_speculative_high_order_slab_reclaims_before_it_falls_back(
+        pm, slab, pf_memalloc, reclaims):
+    """allocate_slab() tries s->oo with __GFP_NORETRY but keeps __GFP_WAIT: without a
+    free order-3 block, a GFP_NOIO caller direct-reclaims once at order 3 (compaction
+    needs __GFP_IO) before it takes the order-0 fallback, even with order-0 pages
+    above every watermark."""
+    sim = make_sim(pm, (), f"kernel.slab='{slab}'")
+    env = sim.env
+    cid = sim.slab.create_cache("kmalloc-2048", 2048)
+    _fragment(sim, 2000)
+    begins: list[int] = []
+    sim.trace = lambda name, **kw: begins.append(kw["order"]) \
+        if name == "mm_vmscan_direct_reclaim_begin" else None
+    task = Task(pid=7, comm="nbd0")
+    task.flags |= pf_memalloc
+    proc = env.process(sim.mm.kmem_cache_alloc_bulk(task, cid, G.GFP_NOIO, 3))
+    env.run(until=env.now + 1.0)
+    assert proc.triggered and len(proc.value) == 3
+    # three objects take two order-0 slabs of two: each new slab tries order 3 first
+    assert begins == ([3, 3] if reclaims else [])
+    assert sim.vmstat.ev["allocstall"] == len(begins)
+    if slab == "slub":
+        assert sim.slab.cache(cid).order_fallbacks == 2

@@ -102,6 +102,26 @@ def test_high_order_try_then_fallback_to_min_order():
     assert a.nr_slab_pages() == (0, 9)
 
 
+def test_a_caller_that_may_reclaim_is_asked_to_before_the_fallback():
+    """The order-3 attempt of a __GFP_WAIT caller would direct-reclaim in the page
+    allocator: SLUB hands that to the sleeping caller (ctx.reclaim_order) and, once
+    called again with ctx.reclaimed, tries order 3 once more, then falls back."""
+    a, pages = make(ncpus=4)
+    k = a.create_cache("kmalloc-2048", 2048)
+    pages.refuse_orders = {3}
+    ctx = AllocContext(cpu=0, may_reclaim=True)
+    assert a.alloc(k, G.GFP_NOIO, ctx) == -1
+    assert ctx.reclaim_order == 3 and [o for _, o in pages.calls] == [3]
+    ctx.reclaim_order, ctx.reclaimed = -1, True
+    assert a.alloc(k, G.GFP_NOIO, ctx) >= 0
+    assert [o for _, o in pages.calls] == [3, 3, 0] and not ctx.reclaimed
+    assert ctx.reclaim_order == -1 and a.cache(k).order_fallbacks == 1
+    # an order-0 cache has nothing to fall back to: no request, plain failure
+    k0 = a.create_cache("skbuff_head_cache", 256)
+    pages.refuse_orders = {0}
+    assert a.alloc(k0, G.GFP_NOIO, ctx) == -1 and ctx.reclaim_order == -1
+
+
 def _full_slabs(a, k, n, ctx=CPU0):
     """Allocate n slabs' worth of objects on one CPU; objects grouped by slab, in order."""
     s = a.cache(k)

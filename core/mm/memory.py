@@ -408,13 +408,25 @@ class MM:
         allocator's slow path underneath kmem_cache_alloc().
         """
         slab = self.sim.slab
-        ctx = AllocContext(task=task)
+        may_reclaim = bool(gfp & G.GFP_WAIT) and not task.flags & G.PF_MEMALLOC
+        ctx = AllocContext(task=task, may_reclaim=may_reclaim)
         objs: list[int] = []
         while True:
             objs += slab.alloc_bulk(cache, gfp, ctx, n - len(objs))
             if len(objs) == n:
                 break
-            if not gfp & G.GFP_WAIT or task.flags & G.PF_MEMALLOC:
+            if ctx.reclaim_order >= 0:
+                # __alloc_pages_slowpath() of the slab's __GFP_NORETRY attempt:
+                # one direct reclaim pass at its order, one more try, and then
+                # the slab falls back (ctx.reclaimed) rather than asking again.
+                order, ctx.reclaim_order = ctx.reclaim_order, -1
+                task.set_state("slab_alloc", self.env.now)
+                yield from self.reclaim.try_to_free_pages(task, gfp | G.GFP_NORETRY, order)
+                ctx.reclaimed = True
+                objs += slab.alloc_bulk(cache, gfp, ctx, n - len(objs))
+                ctx.reclaimed = False
+                continue
+            if not may_reclaim:
                 break
             task.set_state("slab_alloc", self.env.now)
             progress = yield from self.reclaim.try_to_free_pages(task, gfp, 0)

@@ -17,7 +17,10 @@ What is modelled, with the kernel's names:
   (skipping pfmemalloc slabs for unentitled callers, filling the cpu partial
   list up to cpu_partial/2 objects), ``new_slab`` → ``allocate_slab`` (the
   ``oo`` order with ``__GFP_NOWARN|__GFP_NORETRY`` and without
-  ``__GFP_NOFAIL``, then the ``min`` order with the caller's flags).
+  ``__GFP_NOFAIL``, then the ``min`` order with the caller's flags).  The
+  ``oo`` attempt keeps ``__GFP_WAIT``: a caller that may sleep (nbd0's
+  GFP_NOIO send without PF_MEMALLOC) direct-reclaims once at that order
+  before the fallback, through ``AllocContext.reclaim_order``.
 - free: ``slab_free`` fast path (object of this CPU's cpu slab → cpu
   freelist), else ``__slab_free``: a full slab is frozen onto the freeing
   CPU's partial list (``put_cpu_partial`` with drain: above cpu_partial
@@ -422,6 +425,13 @@ class SLUBAllocator(SlabAllocator):
         alloc_gfp = (flags | _GFP_NOWARN | _GFP_NORETRY) & ~_GFP_NOFAIL
         zone, pfmemalloc = self.pages.alloc_nosleep(alloc_gfp, order, ctx)
         if zone < 0:
+            if ctx.may_reclaim and not ctx.reclaimed and order != s.min_order:
+                # The speculative attempt keeps __GFP_WAIT: it direct-reclaims
+                # once (compaction needs __GFP_IO and __GFP_FS) before SLUB
+                # falls back.  The caller does the sleeping part.
+                ctx.reclaim_order = order
+                return -1
+            ctx.reclaimed = False
             order = s.min_order
             zone, pfmemalloc = self.pages.alloc_nosleep(flags, order, ctx)
             if zone < 0:
