@@ -187,6 +187,15 @@ class Environment:
         heappush(self._queue, (self.now + delay, self._seq, t))
         return t
 
+    def call_at(self, when: float, fn: Callable[[], None]) -> Event:
+        """Run a plain function at simulated time ``when`` (not before now)."""
+        if when < self.now:
+            raise ValueError(f"time {when} is in the past ({self.now})")
+        t = _Call(self, fn)
+        self._seq += 1
+        heappush(self._queue, (when, self._seq, t))
+        return t
+
     def any_of(self, events: Iterable[Event]) -> Event:
         """Triggers with the first of ``events`` to be processed."""
         done = Event(self)

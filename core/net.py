@@ -300,17 +300,37 @@ class _RetransmitTimer:
     def _init_timer(self, net: "NetStack", on_reset: Callable[[], None]) -> None:
         self.rto: float = net.cfg.rto_min
         self.retries = 0
-        self.timer: Any = None
+        #: when the armed timer expires, or None
+        self.timer: float | None = None
+        #: the one pending timer event (its time and token): re-arming for a
+        #: later time, as every ACK does, leaves it queued and it re-queues
+        #: itself for the new expiry (mod_timer() without an event per ACK)
+        self._due: float | None = None
+        self._token: object = None
         self.reset = False
         self.on_reset = on_reset
 
     def _arm(self) -> None:
+        at = self.env.now + self.rto
+        self.timer = at
+        due = self._due
+        if due is None or due > at:
+            self._queue_timer(at)
+
+    def _queue_timer(self, at: float) -> None:
         token = object()
-        self.timer = token
-        self.env.call_later(self.rto, lambda: self._expired(token))
+        self._token, self._due = token, at
+        self.env.call_at(at, lambda: self._expired(token))
 
     def _expired(self, token: object) -> None:
-        if self.timer is not token or self.reset:
+        if token is not self._token:
+            return                      # superseded by an earlier expiry
+        self._due = None
+        at = self.timer
+        if at is None or self.reset:
+            return
+        if at > self.env.now:           # re-armed meanwhile
+            self._queue_timer(at)
             return
         self.timer = None
         if not self.outstanding():

@@ -324,3 +324,13 @@ def test_same_model_twice_gives_identical_trace():
     assert a == b
     # And the trace actually depends on the model (the comparison is not vacuous).
     assert _trace_model(99) != a
+
+
+def test_call_at_runs_at_an_absolute_time_and_refuses_the_past():
+    env = Environment()
+    seen: list[float] = []
+    env.call_at(2.5, lambda: seen.append(env.now))
+    env.run()
+    assert seen == [2.5]
+    with pytest.raises(ValueError):
+        env.call_at(1.0, lambda: None)
