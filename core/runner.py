@@ -159,9 +159,10 @@ def _run_pool(arms: list[Arm], jobs: int, plugins: PluginOptions, progress: Prog
         with _sigint_ignored():
             futures = [executor.submit(_run_one, i, arm.name, unstructure(arm.config))
                        for i, arm in enumerate(arms)]
+        finished: set[int] = set()
         for i, fut in enumerate(futures):
             while True:
-                _drain(reports, progress)
+                _drain(reports, progress, finished)
                 try:
                     payload = fut.result(timeout=0.1)
                     break
@@ -171,10 +172,16 @@ def _run_pool(arms: list[Arm], jobs: int, plugins: PluginOptions, progress: Prog
                 payload.reraise()
             data, vmstat_text = payload
             result = RunResult(**data)
+            if progress is not None:
+                # reported here, not by the worker: a worker's last report may
+                # still be in its queue's feeder thread when its result arrives
+                _drain(reports, progress, finished)
+                progress(i, result.sim_time_s, 1.0)
+                finished.add(i)
             out.append((result, vmstat_text))
             if on_result is not None:
                 on_result(i, result, vmstat_text)
-        _drain(reports, progress)
+        _drain(reports, progress, finished)
     except BaseException:
         _stop(executor, stop)
         raise
@@ -196,7 +203,8 @@ class _sigint_ignored:
             signal.signal(signal.SIGINT, self.old)
 
 
-def _drain(reports: Any, progress: Progress | None) -> None:
+def _drain(reports: Any, progress: Progress | None, finished: set[int]) -> None:
+    """Pass on the workers' reports, except late ones for arms already finished."""
     if reports is None or progress is None:
         return
     while True:
@@ -204,7 +212,8 @@ def _drain(reports: Any, progress: Progress | None) -> None:
             i, now, frac = reports.get_nowait()
         except queue_mod.Empty:
             return
-        progress(i, now, frac)
+        if i not in finished:
+            progress(i, now, frac)
 
 
 def _stop(executor: cf.ProcessPoolExecutor, stop: Any) -> None:
@@ -278,8 +287,6 @@ def _run_one(index: int, name: str, config_data: dict[str, Any]) -> Any:
         result, vmstat_text = run_arm(config, _worker_pm(), name, report)
     except ConfigError as exc:
         return _Failed(type(exc), exc.problems)
-    if reports is not None:
-        reports.put((index, result.sim_time_s, 1.0))
     return result.to_dict(), vmstat_text
 
 

@@ -773,6 +773,8 @@ def test_run_arms_keeps_arm_order_and_config_errors():
     assert [r.seed for r, _ in done] == [3, 1, 2]
     assert delivered == [0, 1, 2]
     assert {i for i, now, frac in reports if frac == 1.0} == {0, 1, 2}
+    last = {i: frac for i, now, frac in reports}     # nothing after an arm's 1.0
+    assert last == {0: 1.0, 1: 1.0, 2: 1.0}
     bad = build_scenario(raw, "x", ["machine.memory='32MiB'", "plugin.nope.x=1"]).arms[0]
     with pytest.raises(ConfigError) as ei:
         runner.run_arms([arms[0], bad], jobs=2)
