@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from swapsim.engine import Environment
 from swapsim.mm import gfp as G
-from swapsim.net import Burst, Socket, TcpFlow, TxFlow, _RetransmitTimer
+from swapsim.net import Burst, Socket, TcpFlow, TxFlow
 from swapsim.pluginmanager import get_plugin_manager
 from swapsim.testing import check_transport, conformance_simulation
 
@@ -245,40 +242,34 @@ def test_a_slow_server_keeps_the_send_buffer_full(pm, window, closes):
         assert held < 1 << 19                # everything ACKed on arrival, queued at the server
 
 
-class _Timer(_RetransmitTimer):
-    """A retransmission timer with everything outstanding that records its expiries."""
 
-    def __init__(self, env: Environment) -> None:
-        self.env = env
-        self.net = SimpleNamespace(cfg=SimpleNamespace(rto_min=0.2, rto_max=120.0, max_retries=15))
-        self.stats = {"timeouts": 0}
-        self._init_timer(self.net, lambda: None)   # type: ignore[arg-type]
-        self.expiries: list[float] = []
-
-    def outstanding(self) -> bool:
-        return True
-
-    def retransmit(self) -> None:
-        self.expiries.append(self.env.now)
-
-
-def test_rearming_moves_the_expiry_without_an_event_per_ack():
+def test_rearming_moves_the_expiry_without_an_event_per_ack(pm):
     """Every ACK re-arms the timer (mod_timer): it expires one RTO after the last
-    re-arm, and one queued event serves any number of re-arms."""
-    env = Environment()
-    t = _Timer(env)
-    t._arm()
-    for when in (0.05, 0.1, 0.15):
-        env.run(until=when)
-        t._arm()
-        assert len(env._queue) == 1
-    env.run(until=1.0)
-    assert t.expiries == [pytest.approx(0.35)] and t.rto == 0.4
-    # a shorter RTO after progress expires at its own time, not the pending one's
-    t.rto = 1.6
-    t._arm()                                    # pending expiry at 2.6
-    env.run(until=1.5)
-    t._progress()                               # rto back to 0.2: expiry at 1.7
-    env.run(until=5.0)
-    assert t.expiries[1:] == [pytest.approx(1.7)]
-
+    re-arm, and the one queued event serves any number of re-arms."""
+    sim = _net_sim(pm)
+    env = sim.env
+    tx: TxFlow = sim.transport.tx_flow
+    sim.transport.net.server_got = lambda a, b: None   # raw segments, no NBD request
+    sim.transport.net.nic.ring.clear()                 # no ACK gets through
+    sim.transport.net.nic.ring_size = 0
+    tx.send(10 * 1448, lambda: None)                   # armed: expiry at t0 + 0.2
+    t0 = env.now
+    for dt in (0.05, 0.1, 0.15):
+        env.run(until=t0 + dt)
+        queued = len(env._queue)
+        tx._arm()
+        assert len(env._queue) == queued               # no event of its own
+    env.run(until=t0 + 0.34)
+    assert tx.stats["timeouts"] == 0
+    env.run(until=t0 + 0.36)
+    assert tx.stats["timeouts"] == 1 and tx.rto == 0.4
+    # after a backoff to 1.6 s, progress re-arms with 0.2 s: that expiry comes first
+    tx.rto = 1.6
+    tx._arm()                                          # expiry at t1 + 1.6
+    t1 = env.now
+    env.run(until=t1 + 0.5)
+    tx._progress()                                     # expiry at t1 + 0.7
+    env.run(until=t1 + 0.69)
+    assert tx.stats["timeouts"] == 1
+    env.run(until=t1 + 0.71)
+    assert tx.stats["timeouts"] == 2
