@@ -229,6 +229,12 @@ class NetConfig:
     mss: int = field(default=1448, validator=_positive)
     #: bytes of one rx buffer (skb data for an MTU-1500 frame, overhead included)
     rx_buffer_size: int = field(default=2048, validator=_positive)
+    #: the NIC does scatter-gather and GSO (NETIF_F_SG, as most gigabit NICs
+    #: of 2012): tcp_sendmsg() builds skbs of up to 45 MSS, each with a
+    #: kmalloc-2048 head holding the first 1504 bytes and the rest in order-0
+    #: pages straight from the page allocator (sk_stream_alloc_page).  False:
+    #: one linear skb per MSS, its data from kmalloc (rx_buffer_size).
+    tx_sg: bool = False
     #: rx ring descriptors of the NIC
     ring_size: int = field(default=256, validator=_positive)
     #: packets per NAPI poll

@@ -273,3 +273,76 @@ def test_rearming_moves_the_expiry_without_an_event_per_ack(pm):
     assert tx.stats["timeouts"] == 1
     env.run(until=t1 + 0.71)
     assert tx.stats["timeouts"] == 2
+
+
+def _one_write(sim, first=0, pages=31):
+    import numpy as np
+    nbd = sim.transport
+
+    def writer():
+        yield from nbd.queue.submit(None, 1, np.arange(first, first + pages, dtype=np.int32),
+                                    np.arange(first, first + pages, dtype=np.int32), lambda req: None)
+    sim.env.process(writer())
+
+
+def _free_pages(sim) -> int:
+    return sum(z.nr_free for z in sim.mm.zones)
+
+
+def test_a_scatter_gather_nic_sends_a_write_in_gso_skbs_with_page_frags(pm):
+    """With NETIF_F_SG a 31-page write (126,996 bytes) is two GSO skbs of ≤ 45 MSS,
+    each with a kmalloc head holding its first 1504 bytes; the other 123,988 bytes
+    fill 31 order-0 pages, which go back to the page allocator when ACKed."""
+    sim = _net_sim(pm, **{"net.tx_sg": "true"})
+    nbd, net = sim.transport, sim.transport.net
+    net.nic.ring.clear()                 # hold the ACKs back: the skbs stay queued
+    net.nic.ring_size = 0
+    before = _free_pages(sim)
+    _one_write(sim)
+    sim.env.run(until=sim.env.now + 0.05)
+    (data, heads, frags, truesize), = nbd.tx_skbs.values()
+    assert len(data) == len(heads) == 2
+    assert sum(k for _, k in frags) == 31
+    assert truesize == 2 * (2048 + 512) + (28 + 31 * 4096 - 2 * 1504) == nbd.wmem_queued
+    assert before - _free_pages(sim) >= 31
+    freed = sim.vmstat.ev["pgfree"]
+    net.nic.ring_size = 256              # the retransmission's ACK gets through
+    net.nic.fill()
+    sim.env.run(until=sim.env.now + 1.0)
+    assert not nbd.tx_skbs and nbd.wmem_queued == 0
+    assert sim.vmstat.ev["pgfree"] - freed >= 31
+
+
+def test_without_scatter_gather_a_write_is_one_linear_skb_per_mss(pm):
+    sim = _net_sim(pm)
+    nbd, net = sim.transport, sim.transport.net
+    net.nic.ring.clear()
+    net.nic.ring_size = 0
+    _one_write(sim)
+    sim.env.run(until=sim.env.now + 0.05)
+    (data, heads, frags, truesize), = nbd.tx_skbs.values()
+    nseg = -(-(28 + 31 * 4096) // 1448)
+    assert len(data) == len(heads) == nseg == 88 and not frags
+    assert truesize == nseg * (2048 + 512) == nbd.wmem_queued
+
+
+@pytest.mark.parametrize("patches, sent", [("vanilla", False), ("swapnbd", True)])
+def test_frag_pages_at_min_reclaim_without_memalloc_and_take_the_reserve_with_it(
+        pm, patches, sent):
+    """sk_stream_alloc_page() allocates with sk_allocation: GFP_NOIO stops at MIN and
+    direct-reclaims (nothing here is reclaimable); nbd0 with PF_MEMALLOC (patch 14)
+    takes the pages from below MIN at once."""
+    sim = _net_sim(pm, patches=patches, **{"net.tx_sg": "true"})
+    nbd = sim.transport
+    sim.transport.net.nic.ring.clear()
+    sim.transport.net.nic.ring_size = 0
+    _starve(sim, 1.0)
+    _one_write(sim)
+    sim.env.run(until=sim.env.now + 0.5)
+    assert bool(nbd.tx_skbs) == sent
+    if sent:
+        assert sim.vmstat.ev.get("allocstall", 0) == 0
+        assert any(z.nr_free < z.min for z in sim.mm.zones)
+    else:
+        assert sim.vmstat.ev["allocstall"] > 0
+        assert nbd.sender.state in ("direct_reclaim", "alloc_retry", "slab_alloc")

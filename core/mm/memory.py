@@ -374,7 +374,8 @@ class MM:
         arithmetic; in the slow path it takes one page per round, like the
         kernel, so that pages freed by one direct reclaimer stay free for
         the other allocators (nbd0 among them) instead of being swallowed by
-        a batch.  Returns once ``least`` pages are had.
+        a batch.  Returns once ``least`` pages are had, or with fewer when the
+        task may not reclaim (PF_MEMALLOC, or no __GFP_WAIT).
         """
         least = n if least is None else least
         zl = self.zonelist(task)
@@ -392,6 +393,8 @@ class MM:
                 if got < least:  # the rest: fast path first, as the next call would
                     got += self._take_bulk(zl, least - got, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET, out)
                 continue
+            if task.flags & G.PF_MEMALLOC or not gfp & G.GFP_WAIT:
+                break           # no reclaim recursion, no sleeping: short
             progress = yield from self.reclaim.try_to_free_pages(task, gfp, 0)
             if self._take_bulk(zl, 1, af & ~G.ALLOC_NO_WATERMARKS, out):
                 got += 1

@@ -3,8 +3,11 @@
 - Requests come off the block layer queue (≤ 31 pages, depth 128,
   congestion at 113/103).  The per-device kernel thread ``nbd0`` (exempt from
   throttling) sends each one: a 28-byte header plus, for writes, the data
-  copied into socket pages allocated with the socket's ``sk_allocation``.
-  Those pages stay allocated until the server acknowledges them.
+  copied into socket buffers allocated with the socket's ``sk_allocation``:
+  one linear skb per MSS, its data from kmalloc (a NIC without
+  scatter-gather), or with ``net.tx_sg`` GSO skbs of 45 MSS whose heads hold
+  1504 bytes and whose page frags come from the page allocator.  Those
+  buffers stay allocated until the server acknowledges them.
 - With ``nbd-memalloc`` (patch 14) the socket is SOCK_MEMALLOC, sends and
   receives run with PF_MEMALLOC and ``sk_allocation = GFP_NOIO |
   __GFP_MEMALLOC``; without it, GFP_NOIO and no PF_MEMALLOC, so the sender

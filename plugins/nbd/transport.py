@@ -17,6 +17,12 @@ from .options import NbdOptions
 
 REQUEST_HEADER: Final = 28
 REPLY_HEADER: Final = 16
+#: with a scatter-gather NIC: tcp_xmit_size_goal() for a 64 KiB GSO skb, in
+#: MSS, and the linear bytes of its head, SKB_WITH_OVERHEAD(2048 -
+#: MAX_TCP_HEADER) with MAX_TCP_HEADER 224 and a 320-byte skb_shared_info
+GSO_SEGS: Final = 45
+SG_LINEAR: Final = 2048 - 224 - 320
+PAGE_SIZE: Final = 4096
 
 
 # compiled with mypyc (setup.py); plain Python subclasses stay possible
@@ -39,7 +45,9 @@ class Nbd(SwapTransport):
         self.server_queue: deque[Request] = deque()
         self.server_busy = False
         self.replies: deque[tuple[Request, int]] = deque()  # (request, last segment of reply)
-        self.tx_skbs: dict[int, tuple[list[int], list[int]]] = {}
+        #: per request tag: its skbs' data buffers and heads, and (with tx_sg)
+        #: the frag pages as (zone id, count) chunks, and their truesize
+        self.tx_skbs: dict[int, tuple[list[int], list[int], list[tuple[int, int]], int]] = {}
         self.wmem_queued = 0
         self.dead = False
         self.sk_allocation = G.GFP_NOIO | (G.GFP_MEMALLOC if self.memalloc else 0)
@@ -61,9 +69,10 @@ class Nbd(SwapTransport):
         size = cfg.rx_buffer_size
         self.data_cache = sim.kmem_cache(f"kmalloc-{size}", size)
         self.head_cache = sim.kmem_cache("skbuff_fclone_cache", 512)
-        # sk_wmem_queued counts truesize: per MSS segment, its kmalloc data
-        # buffer and its fclone head
+        # sk_wmem_queued counts truesize: per skb, its kmalloc data buffer
+        # and its fclone head (and with tx_sg the bytes in its frag pages)
         self.seg_truesize = size + 512
+        self.sg = cfg.tx_sg
         flags = G.PF_MEMALLOC if self.memalloc else 0
         self.sender = sim.spawn("nbd0", self._sender, kthread=True)
         self.client = sim.spawn("nbd-client", self._receiver, flags=flags)
@@ -96,21 +105,37 @@ class Nbd(SwapTransport):
                 continue
             npages = len(req.pages) if req.op == WRITE else 0
             nbytes = REQUEST_HEADER + npages * 4096
-            nseg = -(-nbytes // mss)
-            truesize = nseg * seg_truesize
+            if self.sg:
+                # GSO skbs of up to GSO_SEGS MSS; what does not fit in a head
+                # goes to pages, filled one after the other (the socket's
+                # sk_sndmsg_page; a partly used last page is not carried over)
+                goal = GSO_SEGS * mss
+                nseg = -(-nbytes // goal)
+                linear = (nseg - 1) * min(SG_LINEAR, goal) + min(SG_LINEAR, nbytes - (nseg - 1) * goal)
+                frag = nbytes - linear
+                nfrag = -(-frag // PAGE_SIZE)
+            else:
+                nseg = -(-nbytes // mss)
+                frag = nfrag = 0
+            truesize = nseg * seg_truesize + frag
             while self.wmem_queued + truesize > sndbuf and self.wmem_queued:
                 task.set_state("sk_stream_wait_memory", env.now)
                 req.waiting_for = "socket send buffer (unacked data)"
                 yield self.sndbuf_wait.wait()
-            # tcp_sendmsg() copies the request into MSS-sized linear skbs
-            # (a NIC without scatter-gather): one data buffer from kmalloc and
-            # one head from skbuff_fclone_cache per segment, held until ACKed.
+            # tcp_sendmsg() copies the request into skbs held until ACKed: a
+            # data buffer from kmalloc and a head from skbuff_fclone_cache per
+            # skb (per MSS without scatter-gather), plus the frag pages.
             task.set_state("sendmsg_alloc", env.now)
             req.waiting_for = "skbs for the socket copy"
             before = env.now
             data = yield from mm.kmem_cache_alloc_bulk(task, self.data_cache, self.sk_allocation, nseg)
             heads = yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation, nseg)
-            while len(data) < nseg or len(heads) < nseg:
+            frags: list[tuple[int, int]] = []
+            got = 0
+            if nfrag:
+                frags = yield from mm.alloc_bulk(task, self.sk_allocation, nfrag)
+                got = sum(k for _, k in frags)
+            while len(data) < nseg or len(heads) < nseg or got < nfrag:
                 # even PF_MEMALLOC found the reserve empty: tcp_sendmsg waits
                 # for memory and tries again
                 task.set_state("sendmsg_nomem", env.now)
@@ -119,13 +144,17 @@ class Nbd(SwapTransport):
                                                             nseg - len(data))
                 heads += yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation,
                                                              nseg - len(heads))
+                if got < nfrag:
+                    more = yield from mm.alloc_bulk(task, self.sk_allocation, nfrag - got)
+                    frags += more
+                    got += sum(k for _, k in more)
             if env.now > before:
                 waited = env.now - before
                 st = self.stats_
                 st["send_alloc_waits"] += 1
                 st["send_alloc_wait_s"] += waited
                 st["send_alloc_wait_max_s"] = max(st["send_alloc_wait_max_s"], waited)
-            self.tx_skbs[req.tag] = (data, heads)
+            self.tx_skbs[req.tag] = (data, heads, frags, truesize)
             self.wmem_queued += truesize
             task.set_state("running", env.now)
             yield from cpus.run(task, self.opts.send_cost + npages * self.sim.config.net.copy_page_cost,
@@ -152,7 +181,10 @@ class Nbd(SwapTransport):
             ctx = self.net.softirq_ctx
             slab.free_bulk(self.data_cache, skbs[0], ctx)
             slab.free_bulk(self.head_cache, skbs[1], ctx)
-            self.wmem_queued -= len(skbs[1]) * self.seg_truesize
+            free_pages = self.sim.mm.free_pages
+            for zone, k in skbs[2]:
+                free_pages(zone, 0, k)
+            self.wmem_queued -= skbs[3]
 
     # -- the server ------------------------------------------------------------
     def _server_got(self, start: int, end: int) -> None:
