@@ -383,6 +383,25 @@ def test_the_table_compares_the_arms(two_arms):
     assert any(line.lstrip("│ ").startswith("Elapsed / a") for line in out.splitlines())
 
 
+def test_no_elapsed_ratio_against_a_baseline_that_did_not_complete():
+    from rich.console import Console
+    from swapsim.cli.run_cmd import comparison_table
+    from swapsim.results import RunResult
+
+    def run(arm, outcome, elapsed):
+        return RunResult(arm=arm, outcome=outcome, seed=1, elapsed_s=elapsed, user_s=0.0,
+                         sys_s=1.0, kthread_s=0.0, wall_s=0.0, sim_time_s=elapsed,
+                         min_free_kbytes=1024, vmstat={}, zones=[], config={})
+
+    def rendered(runs):
+        console = Console(width=200, record=True)
+        console.print(comparison_table("x", runs))
+        return console.export_text()
+    assert "Elapsed / a" in rendered([run("a", "completed", 200.0), run("b", "completed", 100.0)])
+    assert "0.50" in rendered([run("a", "completed", 200.0), run("b", "completed", 100.0)])
+    assert "Elapsed /" not in rendered([run("a", "lockup", 121.0), run("b", "completed", 300.0)])
+
+
 def test_arm_selects_one_arm(two_arms, tmp_path):
     doc = run_json("run", str(two_arms), "--arm", "b", "--out", str(tmp_path / "out"))
     assert [r["arm"] for r in doc["runs"]] == ["b"]

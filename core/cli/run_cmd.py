@@ -46,7 +46,8 @@ def comparison_table(name: str, runs: list[RunResult]) -> Table:
         ("Total Elapsed Time (seconds)", [f"{r.elapsed_s:.2f}" for r in runs]),
         ("Kernel threads + softirq (seconds)", [f"{r.kthread_s:.2f}" for r in runs]),
     ]
-    if len(runs) > 1 and runs[0].elapsed_s:
+    # a lockup's elapsed time is when it was declared, not a run time to compare with
+    if len(runs) > 1 and runs[0].elapsed_s and runs[0].outcome == "completed":
         rows.append((f"Elapsed / {runs[0].arm}",
                      [f"{r.elapsed_s / runs[0].elapsed_s:.2f}" if r.outcome == "completed" else "-"
                       for r in runs]))
