@@ -17,12 +17,12 @@ from .options import NbdOptions
 
 REQUEST_HEADER: Final = 28
 REPLY_HEADER: Final = 16
+PAGE_SIZE: Final = 4096
 #: with a scatter-gather NIC: tcp_xmit_size_goal() for a 64 KiB GSO skb, in
 #: MSS, and the linear bytes of its head, SKB_WITH_OVERHEAD(2048 -
 #: MAX_TCP_HEADER) with MAX_TCP_HEADER 224 and a 320-byte skb_shared_info
 GSO_SEGS: Final = 45
 SG_LINEAR: Final = 2048 - 224 - 320
-PAGE_SIZE: Final = 4096
 
 
 # compiled with mypyc (setup.py); plain Python subclasses stay possible
@@ -104,7 +104,7 @@ class Nbd(SwapTransport):
                 self.queue.complete(req, EIO)
                 continue
             npages = len(req.pages) if req.op == WRITE else 0
-            nbytes = REQUEST_HEADER + npages * 4096
+            nbytes = REQUEST_HEADER + npages * PAGE_SIZE
             if self.sg:
                 # GSO skbs of up to GSO_SEGS MSS; what does not fit in a head
                 # goes to pages, filled one after the other (the socket's
@@ -201,12 +201,12 @@ class Nbd(SwapTransport):
         self.server_busy = True
         req = self.server_queue.popleft()
         # nbd-server reads the request (and a write's data) off its socket
-        self.tx_flow.consumed(REQUEST_HEADER + (len(req.pages) * 4096 if req.op == WRITE else 0))
+        self.tx_flow.consumed(REQUEST_HEADER + (len(req.pages) * PAGE_SIZE if req.op == WRITE else 0))
         o = self.opts
-        seconds = o.server_latency + len(req.pages) * 4096 / o.server_bandwidth
+        seconds = o.server_latency + len(req.pages) * PAGE_SIZE / o.server_bandwidth
 
         def reply() -> None:
-            nbytes = REPLY_HEADER + (len(req.pages) * 4096 if req.op == READ else 0)
+            nbytes = REPLY_HEADER + (len(req.pages) * PAGE_SIZE if req.op == READ else 0)
             end = self.rx_flow.queue_message(nbytes)
             self.replies.append((req, end))
             self._serve()
