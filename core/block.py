@@ -8,8 +8,11 @@ Like the kernel's request_list, reads (sync) and writes (async) are counted
 apart, each with its own limit; congestion is that of the async (write)
 side, the one congestion_wait(BLK_RW_ASYNC) waits for.  A submitter that
 finds its side full sleeps (get_request_wait) — that is how a slow device
-throttles reclaim.  Requests hold at most ``max_pages``
-contiguous slots.
+throttles reclaim.  With ``kernel.blk_batching`` the task that filled it,
+and each task woken, may take a batch of up to 32 more within 20 ms (at most
+3/2 × nr_requests), as 3.6's get_request() does; without it (the default)
+nr_requests is a hard limit.  Requests hold at most ``max_pages`` contiguous
+slots.
 
 A :class:`SwapTransport` (a plugin) takes requests off the queue and
 completes them; it never touches page state itself.
@@ -32,6 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 READ: Final = 0
 WRITE: Final = 1
 EIO: Final = 5
+#: a task woken from get_request_wait(), or the one that filled the list, is a
+#: "batcher": it may take BLK_BATCH_REQ requests past the limit, within
+#: BLK_BATCH_TIME (HZ/50), up to 3/2 × nr_requests
+BLK_BATCH_REQ: Final = 32
+BLK_BATCH_TIME: Final = 0.02
 
 
 @dataclass(eq=False)
@@ -63,6 +71,8 @@ class RequestQueue:
         self.on_threshold = nr_requests - nr_requests // 8 + 1
         self.off_threshold = nr_requests - nr_requests // 8 - nr_requests // 16 - 1
         self.rl = [0, 0]                  # allocated requests per direction (READ, WRITE)
+        self.batching = sim.config.kernel.blk_batching
+        self.full = [False, False]        # blk_rl_full(): a batcher filled the list
         self.congested = False
         self.request_waits = (WaitQueue(self.env, f"{name}.request_wait[sync]"),
                               WaitQueue(self.env, f"{name}.request_wait[async]"))
@@ -84,12 +94,44 @@ class RequestQueue:
             end = start + 1
             while end < n and end - start < max_pages and sl[end] == sl[end - 1] + 1:
                 end += 1
-            while self.rl[op] >= self.nr_requests:
-                if task is not None:
-                    task.set_state("blk_request_wait", self.env.now)
-                yield self.request_waits[op].wait()
+            if self.batching:
+                while not self._may_allocate(task, op):
+                    if task is not None:
+                        task.set_state("blk_request_wait", self.env.now)
+                    yield self.request_waits[op].wait()
+                    self._set_batching(task)    # woken: it gets a batch
+                if task is not None and self._batching(task):
+                    task.nr_batch_requests -= 1
+            else:
+                while self.rl[op] >= self.nr_requests:
+                    if task is not None:
+                        task.set_state("blk_request_wait", self.env.now)
+                    yield self.request_waits[op].wait()
             self._queue(op, slots[start:end], pages[start:end], on_done)
             start = end
+
+    # -- get_request(): the limit and its batchers (3.6 block/blk-core.c) ---------
+    def _batching(self, task: "Task") -> bool:
+        """ioc_batching(): a fresh batch, or some of it left and not yet expired."""
+        n = task.nr_batch_requests
+        return n == BLK_BATCH_REQ or (n > 0 and self.env.now < task.batch_since + BLK_BATCH_TIME)
+
+    def _set_batching(self, task: "Task | None") -> None:
+        if task is not None and not self._batching(task):
+            task.nr_batch_requests = BLK_BATCH_REQ
+            task.batch_since = self.env.now
+
+    def _may_allocate(self, task: "Task | None", op: int) -> bool:
+        """__get_request()'s checks: the allocation that fills the list makes its
+        task a batcher; once full, only batchers allocate, and none past 3/2."""
+        count = self.rl[op]
+        if count + 1 >= self.nr_requests:
+            if not self.full[op]:
+                self._set_batching(task)
+                self.full[op] = True
+            elif task is None or not self._batching(task):
+                return False
+        return count < 3 * self.nr_requests // 2
 
     def _queue(self, op: int, slots: np.ndarray, pages: np.ndarray,
                on_done: Callable[[Request], None]) -> None:
@@ -114,8 +156,13 @@ class RequestQueue:
         if self.congested and self.rl[WRITE] < self.off_threshold:
             self.congested = False
             self.congestion_wait.wake_up_all()
-        if self.request_waits[req.op].waiters:
-            self.request_waits[req.op].wake_up_one()
+        if not self.batching:
+            if self.request_waits[req.op].waiters:
+                self.request_waits[req.op].wake_up_one()
+        elif self.rl[req.op] + 1 <= self.nr_requests:     # __freed_request()
+            if self.request_waits[req.op].waiters:
+                self.request_waits[req.op].wake_up_one()
+            self.full[req.op] = False
         req.on_done(req)
 
     @property

@@ -149,6 +149,12 @@ class KernelConfig:
     swappiness: int = field(default=60, validator=[_non_negative, _at_most(100)])
     #: vm.page-cluster: swap-in readahead reads 2**page_cluster slots.
     page_cluster: int = field(default=3, validator=[_non_negative, _at_most(5)])
+    #: 3.6's get_request() batching: the task that fills a request list, and
+    #: each task woken from get_request_wait(), may take up to 32 requests
+    #: more within 20 ms, up to 3/2 × nr_requests.  Off by default, where
+    #: nr_requests is a hard limit: the seed reproduction rests on that
+    #: simplification (README, Status).
+    blk_batching: bool = False
 
 
 @frozen(kw_only=True)

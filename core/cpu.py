@@ -31,6 +31,9 @@ class Task:
     state: str = "running"
     state_since: float = 0.0
     done: bool = False
+    #: io_context batching (block.RequestQueue): requests left in the batch, since when
+    nr_batch_requests: int = 0
+    batch_since: float = 0.0
 
     def set_state(self, state: str, now: float) -> None:
         if state != self.state:

@@ -531,6 +531,52 @@ def test_a_submitter_blocks_while_128_requests_are_allocated(pm):
     assert [r.slots[0] for r in dispatched] == [2 * i for i in range(130)]
 
 
+def test_with_batching_the_task_that_fills_the_list_gets_a_batch_then_blocks(pm):
+    """kernel.blk_batching, __get_request(): the allocation that fills the list (128)
+    makes its task a batcher, which may take BLK_BATCH_REQ (32) requests in all past
+    that point; then it sleeps until a free leaves the list below 128, and wakes a
+    batcher."""
+    sim = make_sim(pm, (), "kernel.blk_batching=true")
+    env = sim.env
+    q, dispatched = capture_queue(sim)
+    task = Task(pid=1, comm="kswapd0")
+    proc = env.process(submit_singles(q, task, 200, [], []))
+    env.run(until=1.0)
+    assert q.count == 128 + 31 and len(dispatched) == 159     # the 128th opened the batch
+    assert task.state == "blk_request_wait" and not proc.triggered
+    for r in dispatched[:31]:           # 128 allocated: still full, nobody woken
+        q.complete(r)
+    env.run(until=2.0)
+    assert q.count == 128 and len(dispatched) == 159
+    q.complete(dispatched[31])          # 127: woken, a fresh batch of 32
+    env.run(until=3.0)
+    assert len(dispatched) == 159 + 32 and q.count == 127 + 32
+    assert not proc.triggered
+    assert [r.slots[0] for r in dispatched] == [2 * i for i in range(191)]
+
+
+def test_with_batching_a_batch_expires_after_20_ms_and_the_list_stops_at_three_halves(pm):
+    sim = make_sim(pm, (), "kernel.blk_batching=true")
+    env = sim.env
+    q, dispatched = capture_queue(sim)
+    task = Task(pid=1, comm="usemem-0")
+
+    def pause_then_submit():
+        yield from submit_singles(q, task, 130, [], [])
+        yield env.timeout(0.03)         # past BLK_BATCH_TIME with 30 of the batch left
+        yield from submit_singles(q, task, 1, [], [])
+    proc = env.process(pause_then_submit())
+    env.run(until=1.0)
+    assert q.count == 130 and not proc.triggered and task.state == "blk_request_wait"
+    # however fresh its batch, nobody allocates past 3/2 x nr_requests
+    fresh = Task(pid=2, comm="usemem-1")
+    q.rl[WRITE] = 190                   # as if other batchers had taken them …
+    q.full[WRITE] = False               # … and a free had cleared "full": it fills it again
+    env.process(submit_singles(q, fresh, 5, [], []))
+    env.run(until=env.now + 1.0)
+    assert q.rl[WRITE] == 192 and fresh.state == "blk_request_wait"
+
+
 def test_submit_splits_into_contiguous_requests_of_at_most_max_pages(pm):
     sim = make_sim(pm)
     q, dispatched = capture_queue(sim, max_pages=128)
