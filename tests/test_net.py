@@ -346,3 +346,10 @@ def test_frag_pages_at_min_reclaim_without_memalloc_and_take_the_reserve_with_it
     else:
         assert sim.vmstat.ev["allocstall"] > 0
         assert nbd.sender.state in ("direct_reclaim", "alloc_retry", "slab_alloc")
+
+
+def test_gso_heads_are_kmalloc_2048_whatever_the_rx_buffer_size(pm):
+    sim = _net_sim(pm, **{"net.tx_sg": "true", "net.rx_buffer_size": 4096})
+    nbd = sim.transport
+    assert nbd.data_cache == sim.kmem_cache("kmalloc-2048", 2048)
+    assert nbd.seg_truesize == 2048 + 512

@@ -22,7 +22,8 @@ PAGE_SIZE: Final = 4096
 #: MSS, and the linear bytes of its head, SKB_WITH_OVERHEAD(2048 -
 #: MAX_TCP_HEADER) with MAX_TCP_HEADER 224 and a 320-byte skb_shared_info
 GSO_SEGS: Final = 45
-SG_LINEAR: Final = 2048 - 224 - 320
+SG_HEAD: Final = 2048
+SG_LINEAR: Final = SG_HEAD - 224 - 320
 
 
 # compiled with mypyc (setup.py); plain Python subclasses stay possible
@@ -66,13 +67,15 @@ class Nbd(SwapTransport):
         self.rx_flow = TcpFlow(self.net, self.sock, self._reset)
         self.tx_flow = TxFlow(self.net, self.sock, self._reset, window=self.opts.server_window)
         self.net.server_got = self._server_got
-        size = cfg.rx_buffer_size
+        self.sg = cfg.tx_sg
+        # an MSS-sized linear skb takes what an rx buffer takes; a GSO head
+        # is always alloc_skb_fclone(2048 - skb_shared_info): kmalloc-2048
+        size = SG_HEAD if self.sg else cfg.rx_buffer_size
         self.data_cache = sim.kmem_cache(f"kmalloc-{size}", size)
         self.head_cache = sim.kmem_cache("skbuff_fclone_cache", 512)
         # sk_wmem_queued counts truesize: per skb, its kmalloc data buffer
         # and its fclone head (and with tx_sg the bytes in its frag pages)
         self.seg_truesize = size + 512
-        self.sg = cfg.tx_sg
         flags = G.PF_MEMALLOC if self.memalloc else 0
         self.sender = sim.spawn("nbd0", self._sender, kthread=True)
         self.client = sim.spawn("nbd-client", self._receiver, flags=flags)
