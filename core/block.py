@@ -94,19 +94,14 @@ class RequestQueue:
             end = start + 1
             while end < n and end - start < max_pages and sl[end] == sl[end - 1] + 1:
                 end += 1
-            if self.batching:
-                while not self._may_allocate(task, op):
-                    if task is not None:
-                        task.set_state("blk_request_wait", self.env.now)
-                    yield self.request_waits[op].wait()
+            while not self._may_allocate(task, op):
+                if task is not None:
+                    task.set_state("blk_request_wait", self.env.now)
+                yield self.request_waits[op].wait()
+                if self.batching:
                     self._set_batching(task)    # woken: it gets a batch
-                if task is not None and self._batching(task):
-                    task.nr_batch_requests -= 1
-            else:
-                while self.rl[op] >= self.nr_requests:
-                    if task is not None:
-                        task.set_state("blk_request_wait", self.env.now)
-                    yield self.request_waits[op].wait()
+            if self.batching and task is not None and self._batching(task):
+                task.nr_batch_requests -= 1
             self._queue(op, slots[start:end], pages[start:end], on_done)
             start = end
 
@@ -123,8 +118,11 @@ class RequestQueue:
 
     def _may_allocate(self, task: "Task | None", op: int) -> bool:
         """__get_request()'s checks: the allocation that fills the list makes its
-        task a batcher; once full, only batchers allocate, and none past 3/2."""
+        task a batcher; once full, only batchers allocate, and none past 3/2.
+        Without batching the list is simply full at nr_requests."""
         count = self.rl[op]
+        if not self.batching:
+            return count < self.nr_requests
         if count + 1 >= self.nr_requests:
             if not self.full[op]:
                 self._set_batching(task)
@@ -156,10 +154,8 @@ class RequestQueue:
         if self.congested and self.rl[WRITE] < self.off_threshold:
             self.congested = False
             self.congestion_wait.wake_up_all()
-        if not self.batching:
-            if self.request_waits[req.op].waiters:
-                self.request_waits[req.op].wake_up_one()
-        elif self.rl[req.op] + 1 <= self.nr_requests:     # __freed_request()
+        # __freed_request(): with batching, only once the list is below the limit
+        if not self.batching or self.rl[req.op] + 1 <= self.nr_requests:
             if self.request_waits[req.op].waiters:
                 self.request_waits[req.op].wake_up_one()
             self.full[req.op] = False
