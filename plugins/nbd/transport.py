@@ -131,18 +131,11 @@ class Nbd(SwapTransport):
             task.set_state("sendmsg_alloc", env.now)
             req.waiting_for = "skbs for the socket copy"
             before = env.now
-            data = yield from mm.kmem_cache_alloc_bulk(task, self.data_cache, self.sk_allocation, nseg)
-            heads = yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation, nseg)
+            data: list[int] = []
+            heads: list[int] = []
             frags: list[tuple[int, int]] = []
             got = 0
-            if nfrag:
-                frags = yield from mm.alloc_bulk(task, self.sk_allocation, nfrag)
-                got = sum(k for _, k in frags)
-            while len(data) < nseg or len(heads) < nseg or got < nfrag:
-                # even PF_MEMALLOC found the reserve empty: tcp_sendmsg waits
-                # for memory and tries again
-                task.set_state("sendmsg_nomem", env.now)
-                yield env.timeout(0.02)
+            while True:
                 data += yield from mm.kmem_cache_alloc_bulk(task, self.data_cache, self.sk_allocation,
                                                             nseg - len(data))
                 heads += yield from mm.kmem_cache_alloc_bulk(task, self.head_cache, self.sk_allocation,
@@ -151,6 +144,12 @@ class Nbd(SwapTransport):
                     more = yield from mm.alloc_bulk(task, self.sk_allocation, nfrag - got)
                     frags += more
                     got += sum(k for _, k in more)
+                if len(data) == nseg and len(heads) == nseg and got == nfrag:
+                    break
+                # even PF_MEMALLOC found the reserve empty: tcp_sendmsg waits
+                # for memory and tries again
+                task.set_state("sendmsg_nomem", env.now)
+                yield env.timeout(0.02)
             if env.now > before:
                 waited = env.now - before
                 st = self.stats_
