@@ -38,8 +38,8 @@ class AllocContext:
     #: is __GFP_NORETRY but keeps __GFP_WAIT): the allocation returns failure,
     #: the caller reclaims at this order and calls again with ``reclaimed`` set.
     reclaim_order: int = -1
-    #: this call follows the reclaim asked for with ``reclaim_order``: the
-    #: allocation retries once and then falls back instead of asking again.
+    #: the reclaim asked for with ``reclaim_order`` is done: until the slab
+    #: gets its pages the allocation falls back instead of asking again.
     reclaimed: bool = False
 
 

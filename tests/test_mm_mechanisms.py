@@ -972,3 +972,22 @@ def test_slubs_speculative_high_order_slab_reclaims_before_it_falls_back(
     assert sim.vmstat.ev["allocstall"] == len(begins)
     if slab == "slub":
         assert sim.slab.cache(cid).order_fallbacks == 2
+
+
+def test_after_its_order_3_reclaim_slub_falls_back_and_reclaims_at_order_0(pm):
+    """allocate_slab(): once the __GFP_NORETRY order-3 attempt has reclaimed and
+    failed, the min-order allocation loops in its own slow path, reclaiming at
+    order 0 (with its congestion waits), not at order 3 again."""
+    sim = make_sim(pm, (), "kernel.slab='slub'")
+    env = sim.env
+    cid = sim.slab.create_cache("kmalloc-2048", 2048)
+    for z in sim.mm.zones:               # at MIN, nothing of order ≥ 3, nothing to reclaim
+        z.take_pages(z.nr_free)
+        z.give_pages(z.min)
+    begins: list[int] = []
+    sim.trace = lambda name, **kw: begins.append(kw["order"]) \
+        if name == "mm_vmscan_direct_reclaim_begin" else None
+    proc = env.process(sim.mm.kmem_cache_alloc_bulk(Task(pid=7, comm="nbd0"), cid, G.GFP_NOIO, 1))
+    env.run(until=env.now + 0.5)
+    assert not proc.triggered
+    assert begins[0] == 3 and len(begins) > 3 and set(begins[1:]) == {0}

@@ -420,14 +420,13 @@ class MM:
                 break
             if ctx.reclaim_order >= 0:
                 # __alloc_pages_slowpath() of the slab's __GFP_NORETRY attempt:
-                # one direct reclaim pass at its order, one more try, and then
-                # the slab falls back (ctx.reclaimed) rather than asking again.
+                # one direct reclaim pass at its order; from then on (until
+                # the slab has its pages, ctx.reclaimed) the slab falls back
+                # to its min order, whose failures reclaim at order 0 below.
                 order, ctx.reclaim_order = ctx.reclaim_order, -1
                 task.set_state("slab_alloc", self.env.now)
                 yield from self.reclaim.try_to_free_pages(task, gfp | G.GFP_NORETRY, order)
                 ctx.reclaimed = True
-                objs += slab.alloc_bulk(cache, gfp, ctx, n - len(objs))
-                ctx.reclaimed = False
                 continue
             if not may_reclaim:
                 break

@@ -431,12 +431,12 @@ class SLUBAllocator(SlabAllocator):
                 # falls back.  The caller does the sleeping part.
                 ctx.reclaim_order = order
                 return -1
-            ctx.reclaimed = False
             order = s.min_order
             zone, pfmemalloc = self.pages.alloc_nosleep(flags, order, ctx)
             if zone < 0:
                 return -1
             s.order_fallbacks += 1
+        ctx.reclaimed = False           # this slab has its pages: the next one reclaims anew
         objects = s.objects if order == s.order else s.min_objects_
         pfmemalloc = bool(pfmemalloc) and self.slab_pfmemalloc
         if self._sid_free:
