@@ -245,6 +245,11 @@ class NetConfig:
     ring_size: int = field(default=256, validator=_positive)
     #: packets per NAPI poll
     napi_budget: int = field(default=64, validator=_positive)
+    #: the driver gives buffers back to the ring every this many cleaned
+    #: descriptors within a poll, not only at its end (e1000's and igb's
+    #: RX_BUFFER_WRITE, 16): a burst's packets free their buffers and are
+    #: replaced a few at a time
+    rx_buffer_write: int = field(default=16, validator=_positive)
     #: interrupt to NAPI poll
     irq_latency: Seconds = Seconds(10e-6)
     #: softirq CPU per received packet (driver, IP, TCP)

@@ -225,15 +225,21 @@ class Nic:
         cfg = net.cfg
         self.ring_size = cfg.ring_size
         self.budget = cfg.napi_budget
+        self.buffer_write = cfg.rx_buffer_write
         self.ring: list[Any] = []             # filled descriptors (buffers), oldest first
         self.pending: deque[Burst] = deque()
+        self.uncleaned = 0                    # packets in pending
         self.napi_scheduled = False
         self.stats = {"rx_packets": 0, "rx_missed": 0, "rx_dropped": 0, "pfmemalloc_drop": 0,
                       "rx_alloc_failed": 0, "napi_polls": 0, "rx_pfmemalloc": 0}
 
-    def fill(self) -> None:
-        """The driver's refill: every unused descriptor, stop at the first failure."""
-        want = self.ring_size - len(self.ring)
+    def fill(self, most: int = -1) -> None:
+        """The driver's refill: every unused descriptor (at most ``most`` of
+        them if given), stop at the first failure."""
+        # descriptors holding packets NAPI has not cleaned yet are not free
+        want = self.ring_size - len(self.ring) - self.uncleaned
+        if 0 <= most < want:
+            want = most
         if want <= 0:
             return
         net = self.net
@@ -258,26 +264,37 @@ class Nic:
         burst.bufs = ring[:taken]
         del ring[:taken]
         self.pending.append(burst)
+        self.uncleaned += taken
         self.stats["rx_packets"] += taken
         if not self.napi_scheduled:
             self.napi_scheduled = True
             self.env.call_later(self.net.cfg.irq_latency, self.poll)
 
     def poll(self) -> None:
-        """One NAPI poll: deliver ≤ budget packets, then refill the ring."""
+        """One NAPI poll: deliver ≤ budget packets, giving buffers back every
+        ``rx_buffer_write`` of them (the stack frees what they carried first:
+        an ACK's buffer and the sent skbs it acknowledges), then refill the ring."""
         net = self.net
         pending = self.pending
         left = self.budget
+        write = self.buffer_write
+        cleaned = 0
         self.stats["napi_polls"] += 1
         touched: dict[Any, int] = {}
         while left and pending:
             b = pending[0]
-            if b.n <= left:
+            k = min(left, write - cleaned)
+            if b.n <= k:
                 pending.popleft()
             else:
-                b = b.split(left)
+                b = b.split(k)
             left -= b.n
+            cleaned += b.n
+            self.uncleaned -= b.n
             net.deliver(b, touched)
+            if cleaned == write:
+                self.fill(cleaned)
+                cleaned = 0
         for flow, pfm in touched.items():
             flow.after_poll(pfm)
         self.fill()

@@ -353,3 +353,36 @@ def test_gso_heads_are_kmalloc_2048_whatever_the_rx_buffer_size(pm):
     nbd = sim.transport
     assert nbd.data_cache == sim.kmem_cache("kmalloc-2048", 2048)
     assert nbd.seg_truesize == 2048 + 512
+
+
+@pytest.mark.parametrize("write, refills", [(16, [16, 16, -1]), (64, [-1])])
+def test_napi_gives_buffers_back_every_rx_buffer_write_cleaned_descriptors(pm, write, refills):
+    """e1000/igb clean_rx_irq(): every RX_BUFFER_WRITE cleaned descriptors the
+    driver re-arms them (the stack has freed what those packets carried: an
+    ACK's buffer is back in the cache first), and at the end of the poll the
+    rest.  A 40-ACK burst is not first freed whole and then allocated whole."""
+    sim = _net_sim(pm, **{"net.rx_buffer_write": write})
+    net = sim.transport.net
+    nic = net.nic
+    calls: list[int] = []
+    fill = nic.fill
+    nic.fill = lambda most=-1: (calls.append(most), fill(most))[1]
+    flow = sim.transport.tx_flow
+    nic.receive(Burst(flow, sim.transport.sock, 40, acks=list(range(1, 41))))
+    sim.env.run(until=sim.env.now + 0.001)
+    assert calls == refills
+    assert len(nic.ring) == nic.ring_size
+
+
+def test_descriptors_of_packets_napi_has_not_cleaned_are_not_refilled(pm):
+    """A burst larger than the NAPI budget: after the first poll the ring's
+    re-armed descriptors and the ones still holding packets add up to the
+    ring size; the driver cannot re-arm a descriptor it has not cleaned."""
+    sim = _net_sim(pm)
+    nic = sim.transport.net.nic
+    flow = sim.transport.rx_flow
+    nic.receive(Burst(flow, sim.transport.sock, 100, seq=0))
+    assert len(nic.ring) == nic.ring_size - 100 and nic.uncleaned == 100
+    nic.poll()                                # the first poll, by hand
+    assert nic.uncleaned == 100 - nic.budget
+    assert len(nic.ring) + nic.uncleaned == nic.ring_size
