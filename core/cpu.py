@@ -25,6 +25,9 @@ class Task:
     comm: str
     flags: int = 0          # PF_* flags
     kthread: bool = False
+    #: the CPU whose per-CPU caches (slab arrays, cpu slabs) the task uses:
+    #: tasks stay on their CPU, as the scheduler keeps them when it can
+    cpu: int = 0
     user_time: float = 0.0
     sys_time: float = 0.0
     #: what the task is doing, for lockup diagnosis: running, direct_reclaim, throttled …

@@ -113,7 +113,7 @@ class Simulation:
               flags: int = 0, kthread: bool = False) -> Task:
         self._pid += 1
         task = Task(pid=self._pid, comm=comm, flags=flags | (G.PF_KTHREAD if kthread else 0),
-                    kthread=kthread)
+                    kthread=kthread, cpu=self._pid % self.config.machine.cpus)
         self.tasks.append(task)
         self.env.process(gen_fn(task), name=comm)
         return task

@@ -991,3 +991,24 @@ def test_after_its_order_3_reclaim_slub_falls_back_and_reclaims_at_order_0(pm):
     env.run(until=env.now + 0.5)
     assert not proc.triggered
     assert begins[0] == 3 and len(begins) > 3 and set(begins[1:]) == {0}
+
+
+def test_tasks_allocate_from_the_per_cpu_caches_of_their_own_cpu(pm):
+    """A task keeps a home CPU (spawn: pid % NUM_CPU, kswapd, nbd0 and
+    nbd-client on different ones) and its slab allocations go through that
+    CPU's array cache; before, every task used CPU 0's, so per-CPU caches
+    were one shared cache and objects never had to travel between CPUs."""
+    sim = make_sim(pm, (), "kernel.slab='slab'", "machine.cpus=4")
+    env = sim.env
+    def idle(task):
+        yield env.timeout(1.0)
+    homes = [sim.spawn(f"t{i}", idle).cpu for i in range(4)]
+    assert sorted(homes) == [0, 1, 2, 3]
+    cid = sim.slab.create_cache("kmalloc-2048", 2048)
+    arrays = sim.slab.cache(cid).arrays
+    task = Task(pid=6, comm="nbd0", cpu=2)
+    proc = env.process(sim.mm.kmem_cache_alloc_bulk(task, cid, G.GFP_NOIO, 3))
+    env.run(until=env.now + 0.01)
+    assert proc.triggered and len(proc.value) == 3
+    assert arrays[2].entry and arrays[2].touched       # refilled by a batch, 3 taken
+    assert not any(arrays[c].entry for c in (0, 1, 3))

@@ -220,7 +220,7 @@ class Nbd(SwapTransport):
         cpus = self.sim.cpus
         sock = self.sock
         net = self.net
-        ctx = AllocContext(task=task)
+        ctx = AllocContext(task=task, cpu=task.cpu)
         copy = self.sim.config.net.copy_page_cost
         while True:
             if not self.replies or self.rx_flow.rcv_nxt < self.replies[0][1]:
