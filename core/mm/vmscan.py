@@ -65,6 +65,8 @@ _NOIO_CLASS: Final = np.where(_changed_without_io(_ALL_FLAGS), _NOIO_CHANGED,
                        (_ALL_FLAGS & (PG_PRESENT | PG_LOCKED | PG_WRITEBACK)) == PG_PRESENT
                        ).astype(np.uint8)
 del _ALL_FLAGS
+#: _NOIO_CLASS for one page's flags, read as a Python int
+_NOIO_CLASS_B: Final = _NOIO_CLASS.tobytes()
 
 
 @dataclass(eq=False)
@@ -336,22 +338,33 @@ class Reclaim:
         ps = self.mm.pages
         flags, lru_seq = ps.flags, ps.lru_seq
         q = zone.inactive
+        if not q.n:
+            return 0, 0.0
+        # The tail often holds a page write_done() has just rotated there,
+        # which this scan would free: then there is no batch to move, and
+        # that one page, read as Python ints, says so without a numpy round.
+        t = q.tail
+        p = q.mbuf[t]
+        if ps.mseq[p] == q.msq[t] and _NOIO_CLASS_B[ps.mflags[p]] == _NOIO_CHANGED:
+            return 0, 0.0
         want = max_batches * SWAP_CLUSTER_MAX
         # look at the tail, in place, until a page the scan would change shows
-        # up: a small first chunk (the tail often holds pages just rotated
-        # there), then the rest.  take() rather than fancy indexing: the same
-        # gather, a faster loop.
+        # up: what the batches need and a little more for stale entries, then
+        # more if the ring wraps or there were more.  take() rather than fancy
+        # indexing: the same gather, a faster loop; with intp indices, which
+        # take() would otherwise make from the int32 ones at each call.
         chunks: list[Any] = []          # (pages, seqs, where the live ones are or None: all, their class)
-        size, nlive, first, raw = 2 * SWAP_CLUSTER_MAX, 0, -1, 0
-        while nlive < want and raw < len(q):
+        size, nlive, first, raw = want + SWAP_CLUSTER_MAX, 0, -1, 0
+        while nlive < want and raw < q.n:
             cp, cs = q.peek(raw, size)
-            ok = lru_seq.take(cp) == cs
-            if ok.all():                # the common case: no stale entry
+            ip = cp.astype(np.intp)
+            ok = lru_seq.take(ip) == cs
+            if np.count_nonzero(ok) == len(ok):     # the common case: no stale entry
                 li = None
-                c = _NOIO_CLASS.take(flags.take(cp))
+                c = _NOIO_CLASS.take(flags.take(ip))
             else:
                 li = np.flatnonzero(ok)
-                c = _NOIO_CLASS.take(flags.take(cp[li]))
+                c = _NOIO_CLASS.take(flags.take(ip[li]))
             chunks.append((cp, cs, li, c))
             raw += len(cp)
             if len(c):
