@@ -43,6 +43,11 @@ class AllocContext:
     reclaimed: bool = False
 
 
+def task_context(task: Any, may_reclaim: bool = False) -> AllocContext:
+    """The context of an allocation in ``task``'s process context, on its home CPU."""
+    return AllocContext(task=task, cpu=task.cpu, may_reclaim=may_reclaim)
+
+
 class PageSource(Protocol):
     """What a slab allocator may ask of the page allocator."""
 

@@ -16,7 +16,7 @@ import structlog
 from .._mypyc import mypyc_attr
 from ..block import READ
 from ..engine import Event, WaitQueue
-from ..slab import AllocContext
+from ..slab import AllocContext, task_context
 from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_REFERENCED,
                     PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue, PageState)
@@ -321,7 +321,7 @@ class MM:
     def alloc_pages(self, task: "Task", gfp: int, order: int,
                     ctx: AllocContext | None = None) -> Generator[Event, Any, tuple[int, bool]]:
         """__alloc_pages_nodemask() for one block, sleeping and reclaiming as gfp allows."""
-        ctx = ctx or AllocContext(task=task, cpu=task.cpu)
+        ctx = ctx or task_context(task)
         while True:
             zone, pfm = self.alloc_nosleep(gfp, order, ctx)
             if zone >= 0 or not gfp & G.GFP_WAIT or task.flags & G.PF_MEMALLOC:
@@ -384,7 +384,7 @@ class MM:
         ctx = None
         while got < least:
             if ctx is None:
-                ctx = AllocContext(task=task, cpu=task.cpu)
+                ctx = task_context(task)
             self.wake_all_kswapd(zl, 0)
             af = self.alloc_flags(gfp, ctx)
             if self._take_bulk(zl, 1, af & ~G.ALLOC_NO_WATERMARKS, out) or (
@@ -412,7 +412,7 @@ class MM:
         """
         slab = self.sim.slab
         may_reclaim = bool(gfp & G.GFP_WAIT) and not task.flags & G.PF_MEMALLOC
-        ctx = AllocContext(task=task, cpu=task.cpu, may_reclaim=may_reclaim)
+        ctx = task_context(task, may_reclaim)
         objs: list[int] = []
         while True:
             objs += slab.alloc_bulk(cache, gfp, ctx, n - len(objs))

@@ -11,7 +11,7 @@ from swapsim.block import READ, WRITE, EIO, Request, SwapTransport
 from swapsim.engine import Event, WaitQueue
 from swapsim.mm import gfp as G
 from swapsim.net import Socket, TcpFlow, TxFlow
-from swapsim.slab import AllocContext
+from swapsim.slab import task_context
 
 from .options import NbdOptions
 
@@ -220,7 +220,7 @@ class Nbd(SwapTransport):
         cpus = self.sim.cpus
         sock = self.sock
         net = self.net
-        ctx = AllocContext(task=task, cpu=task.cpu)
+        ctx = task_context(task)
         copy = self.sim.config.net.copy_page_cost
         while True:
             if not self.replies or self.rx_flow.rcv_nxt < self.replies[0][1]:
