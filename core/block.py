@@ -184,6 +184,9 @@ class SwapTransport:
     #: longest request in pages (max_sectors)
     max_pages: ClassVar[int] = 128
     nr_requests: ClassVar[int] = 128
+    #: QUEUE_FLAG_NONROT: swapon() then makes the area SWP_SOLIDSTATE, which
+    #: changes where scan_swap_map() puts pages (see swapfile.SwapArea)
+    nonrot: ClassVar[bool] = False
 
     def __init__(self, sim: "Simulation", options: Any = None, *,
                  nr_requests: int | None = None, max_pages: int | None = None) -> None:

@@ -63,6 +63,7 @@ class Simulation:
         self.mm.reclaim = Reclaim(self.mm, self.throttle)
         self.transport = self._make("transports", config.swap.transport)
         self.mm.transport = self.transport
+        self.mm.swap.swapon(self.transport.nonrot, self.rng("swapon"))
         self.workload = self._make("workloads", config.workload.name)
         nr_pages = self.workload.nr_pages()
         room = (config.machine.memory + config.swap.size) >> 12

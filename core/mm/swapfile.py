@@ -1,4 +1,11 @@
-"""Swap slots: the swap_map of one swap area, with next-fit cluster allocation."""
+"""Swap slots: the swap_map of one swap area, and scan_swap_map()'s choice of slot.
+
+Where the slots of pages written together land decides what swap-in
+readahead reads back: an aligned block of 8 slots holding a run of one
+process's pages comes back in one request, a block full of holes or of other
+pages costs more requests for the same pages.  So the slot allocator is
+modelled as 3.6's scan_swap_map() chooses, not as a simpler next-fit.
+"""
 
 from __future__ import annotations
 
@@ -7,62 +14,180 @@ from typing import Final
 import numpy as np
 
 SWAPFILE_CLUSTER: Final = 256
+#: owner[] of a free slot, and of slot 0, where mkswap's header lives
+FREE: Final = -1
+HEADER: Final = -2
 
 
 class SwapArea:
-    """``owner[slot]`` is the virtual page stored in the slot, or -1 if free.
+    """``owner[slot]`` is the virtual page stored in the slot, FREE or HEADER.
 
-    scan_swap_map() hands out slots from a moving cursor so that pages
-    reclaimed together get neighbouring slots (and merge into one request);
-    the model keeps that next-fit behaviour, searching a cluster at a time.
+    scan_swap_map() hands slots out sequentially from ``cluster_next`` (the
+    next free one at or after it, wrapping), and every SWAPFILE_CLUSTER slots
+    it looks for a wholly free run of that many slots to continue in, so that
+    pages reclaimed together stay together:
+
+    - on a rotational device the search starts at the lowest free slot, and
+      if no run is free, allocation goes on first-free from there;
+    - on a non-rotational one (SWP_SOLIDSTATE: NBD sets QUEUE_FLAG_NONROT)
+      it starts at ``cluster_next``, wraps to the lowest free slot, and if no
+      run is free, allocation goes on where it was.  swapon() starts such an
+      area at a random slot.
+
+    Not modelled: reuse of slots held only by the swap cache once the area
+    is half full (vm_swap_full()), and discard.
     """
 
     def __init__(self, nslots: int) -> None:
         self.nslots = nslots
-        self.owner = np.full(nslots, -1, dtype=np.int32)
+        self.owner = np.full(nslots, FREE, dtype=np.int32)
+        self.owner[0] = HEADER
         self.mowner = memoryview(self.owner)   # Python-int view, for few-slot operations
-        self.cursor = 0
+        #: usable slots (all but the header)
+        self.pages = nslots - 1
         self.inuse = 0
+        # free slots in each aligned SWAPFILE_CLUSTER: candidates for a free run
+        nclusters = -(-nslots // SWAPFILE_CLUSTER)
+        self.cluster_free = np.full(nclusters, SWAPFILE_CLUSTER, dtype=np.int32)
+        self.cluster_free[-1] = nslots - (nclusters - 1) * SWAPFILE_CLUSTER
+        self.cluster_free[0] -= 1
+        self.solidstate = False
+        self.cluster_next = 1
+        self.cluster_nr = 0
+        #: no slot below this is free (kept as a bound, tightened on demand)
+        self.lowest = 1
+
+    def swapon(self, solidstate: bool, rng: np.random.Generator) -> None:
+        """sys_swapon(): a non-rotational device starts at a random slot."""
+        self.solidstate = solidstate
+        if solidstate:
+            self.cluster_next = 1 + int(rng.integers(self.nslots - 1))
 
     @property
     def free(self) -> int:
-        return self.nslots - self.inuse
+        return self.pages - self.inuse
 
     def alloc(self, pages: np.ndarray) -> np.ndarray:
-        """Assign slots to ``pages`` (in order); returns the slots (-1 where swap is full)."""
+        """get_swap_page() for each of ``pages``, in order; returns their
+        slots (-1 where the area is full)."""
         k = len(pages)
         out = np.full(k, -1, dtype=np.int32)
         got = 0
-        scanned = 0
-        while got < k and scanned < self.nslots and self.inuse < self.nslots:
-            end = min(self.nslots, self.cursor + max(SWAPFILE_CLUSTER, 4 * (k - got)))
-            window = self.owner[self.cursor:end]
-            free = np.flatnonzero(window < 0)[: k - got] + self.cursor
-            n = len(free)
-            if n:
-                out[got:got + n] = free
-                self.owner[free] = pages[got:got + n]
-                got += n
-                self.inuse += n
-                self.cursor = int(free[-1]) + 1
-            else:
-                scanned += end - self.cursor
-                self.cursor = end
-            if self.cursor >= self.nslots:
-                self.cursor = 0
+        while got < k and self.inuse < self.pages:
+            if not self.cluster_nr:
+                self._new_cluster()
+                self.cluster_nr = SWAPFILE_CLUSTER
+            slots = self._next_free(min(k - got, self.cluster_nr, self.free))
+            n = len(slots)
+            out[got:got + n] = slots
+            self.owner[slots] = pages[got:got + n]
+            np.subtract.at(self.cluster_free, slots // SWAPFILE_CLUSTER, 1)
+            got += n
+            self.inuse += n
+            self.cluster_nr -= n
+            self.cluster_next = int(slots[-1]) + 1
         return out
+
+    def _next_free(self, k: int) -> np.ndarray:
+        """The next ``k`` free slots from cluster_next on, wrapping once
+        (the caller has checked that there are that many)."""
+        owner = self.owner
+        found: list[np.ndarray] = []
+        need = k
+        cur = self.cluster_next if self.cluster_next < self.nslots else self.lowest
+        wrapped = False
+        while need:
+            end = min(self.nslots, cur + max(SWAPFILE_CLUSTER, 4 * need))
+            free = np.flatnonzero(owner[cur:end] == FREE)[:need] + cur
+            if len(free):
+                found.append(free)
+                need -= len(free)
+            cur = end
+            if cur >= self.nslots:
+                assert not wrapped or not need, "swap area fuller than inuse says"
+                cur, wrapped = self._lowest_free(), True
+        return found[0] if len(found) == 1 else np.concatenate(found)
+
+    def _lowest_free(self) -> int:
+        """si->lowest_bit."""
+        owner = self.owner
+        lo = self.lowest
+        while lo < self.nslots:
+            end = min(self.nslots, lo + 4 * SWAPFILE_CLUSTER)
+            hit = np.flatnonzero(owner[lo:end] == FREE)
+            if len(hit):
+                lo += int(hit[0])
+                break
+            lo = end
+        self.lowest = lo
+        return lo
+
+    def _new_cluster(self) -> None:
+        """The search scan_swap_map() makes when cluster_nr runs out."""
+        if self.free < SWAPFILE_CLUSTER:
+            return
+        lowest = self._lowest_free()
+        if self.solidstate:
+            base = min(self.cluster_next, self.nslots)
+            start = self._free_run(base, self.nslots)
+            if start < 0:
+                start = self._free_run(lowest, base)
+            self.cluster_next = base if start < 0 else start
+        else:
+            start = self._free_run(lowest, self.nslots)
+            self.cluster_next = lowest if start < 0 else start
+
+    def _free_run(self, lo: int, hi: int) -> int:
+        """The first slot s in [lo, hi) with [s, s + SWAPFILE_CLUSTER) free
+        and inside [lo, hi), or -1.
+
+        A free run starting in aligned cluster c lies in c and c + 1, so only
+        clusters whose free counts, with the next one's, reach
+        SWAPFILE_CLUSTER are looked at slot by slot.
+        """
+        C = SWAPFILE_CLUSTER
+        if hi - lo < C:
+            return -1
+        cf = self.cluster_free
+        nc = len(cf)
+        a = lo // C
+        last = (hi - C) // C            # the run's start is in a cluster ≤ this
+        step = 512
+        while a <= last:
+            b = min(last + 1, a + step)
+            pair = cf[a:b].copy()
+            pair[: min(b, nc - 1) - a] += cf[a + 1:min(b, nc - 1) + 1]
+            for c in (np.flatnonzero(pair >= C) + a).tolist():
+                s0 = max(lo, c * C)
+                s1 = min(hi - C, c * C + C - 1)     # last start to try
+                if s1 < s0:
+                    continue
+                w = np.concatenate(([0], np.cumsum(self.owner[s0:s1 + C] == FREE)))
+                ok = np.flatnonzero(w[C:] - w[:-C] == C)
+                if len(ok):
+                    return s0 + int(ok[0])
+            a = b
+        return -1
 
     def release_list(self, slots: list[int]) -> None:
         """release() of a short list of slots."""
         owner = self.mowner
+        cf = self.cluster_free
         n = 0
         for s in slots:
             if s >= 0:
-                owner[s] = -1
+                owner[s] = FREE
+                cf[s // SWAPFILE_CLUSTER] += 1
+                if s < self.lowest:
+                    self.lowest = s
                 n += 1
         self.inuse -= n
 
     def release(self, slots: np.ndarray) -> None:
         slots = slots[slots >= 0]
-        self.owner[slots] = -1
+        if not len(slots):
+            return
+        self.owner[slots] = FREE
+        np.add.at(self.cluster_free, slots // SWAPFILE_CLUSTER, 1)
+        self.lowest = min(self.lowest, int(slots.min()))
         self.inuse -= len(slots)

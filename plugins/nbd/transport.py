@@ -32,6 +32,8 @@ class Nbd(SwapTransport):
     """Swap on /dev/nbd0 over TCP."""
 
     name = "nbd"
+    #: nbd.c sets QUEUE_FLAG_NONROT on every nbd queue
+    nonrot = True
 
     def __init__(self, sim: Any, options: NbdOptions | None = None) -> None:
         opts = options or NbdOptions()
