@@ -18,7 +18,9 @@ EVENTS = ("pgpgin", "pgpgout", "pswpin", "pswpout",
           "pgrefill", "pgsteal_kswapd", "pgsteal_direct", "pgscan_kswapd", "pgscan_direct",
           "pgscan_direct_throttle", "pginodesteal", "slabs_scanned", "kswapd_inodesteal",
           "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly",
-          "kswapd_skip_congestion_wait", "pageoutrun", "allocstall", "pgrotated")
+          "kswapd_skip_congestion_wait", "pageoutrun", "allocstall", "pgrotated",
+          # 4.14's swap readahead counters: pages read ahead, and faults that found one
+          "swap_ra", "swap_ra_hit")
 
 ZONE_SUFFIX = {"DMA": "dma", "DMA32": "dma32", "Normal": "normal", "Movable": "movable"}
 

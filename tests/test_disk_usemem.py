@@ -93,6 +93,10 @@ def test_counters_consistent(disk_run):
     steal = sum(v[k] for k in v if k.startswith("pgsteal_"))
     scan = sum(v[k] for k in v if k.startswith("pgscan_") and not k.endswith("throttle"))
     assert 0 < steal <= scan
+    # a major fault reads its page and the rest of its block ahead, and a
+    # readahead page is hit at most once
+    assert 0 < v["swap_ra_hit"] <= v["swap_ra"] < v["pswpin"]
+    assert v["pswpin"] - v["swap_ra"] <= v["pgmajfault"]
     # after every process exited, I/O can be in flight only for orphans: pages
     # whose process exited while they were under I/O (a readahead request of
     # the last process that its fault did not wait for, say)

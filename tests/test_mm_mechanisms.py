@@ -778,7 +778,7 @@ def test_noio_reclaim_adds_nothing_to_swap_and_a_futile_one_is_replayed(pm):
     assert task.sys_time == pytest.approx(2 * sys1)
     assert ev["allocstall"] == 2
     # a page changed (a write fault): the next call scans for real
-    mm._map_write(pages[:1])
+    mm._map_write_list(pages[:1].tolist())
     _reclaim_once(sim, task, G.GFP_NOIO)
     assert len(scans) > walks1
 
@@ -1012,3 +1012,37 @@ def test_tasks_allocate_from_the_per_cpu_caches_of_their_own_cpu(pm):
     assert proc.triggered and len(proc.value) == 3
     assert arrays[2].entry and arrays[2].touched       # refilled by a batch, 3 taken
     assert not any(arrays[c].entry for c in (0, 1, 3))
+
+
+# -- swap-in readahead: swap_ra and swap_ra_hit (4.14's counters) ---------------------
+
+def test_swap_readahead_counts_pages_read_ahead_and_the_faults_that_find_them(pm):
+    from swapsim.mm.pages import PG_READAHEAD, PG_TOUCHED
+    sim = make_sim(pm)
+    mm, ev = sim.mm, sim.vmstat.ev
+    ps = mm.pages
+    # sixteen pages of one process, swapped out in order: slots 1..16, so
+    # the aligned 8-slot blocks are 0-7 (slot 0 is the header) and 8-15
+    pages = np.arange(0, 16, dtype=np.int32)
+    ps.slot[pages] = mm.swap.alloc(pages)
+    assert ps.slot[pages].tolist() == list(range(1, 17))
+    ps.flags[pages] = PG_TOUCHED
+    task = Task(pid=5, comm="usemem-0")
+
+    def toucher(first, last):
+        yield from mm.touch(task, first, last)
+    sim.env.process(toucher(0, 1))
+    sim.env.run(until=sim.env.now + 1.0)
+    # the fault on page 0 (slot 1) read its block: slots 1-7, pages 0-6
+    assert ev["pgmajfault"] == 1 and ev["pswpin"] == 7
+    assert ev["swap_ra"] == 6 and ev["swap_ra_hit"] == 0
+    assert (ps.flags[1:7] & PG_READAHEAD).all() and not ps.flags[0] & PG_READAHEAD
+    sim.env.process(toucher(1, 4))
+    sim.env.run(until=sim.env.now + 1.0)
+    assert ev["swap_ra_hit"] == 3 and ev["pgmajfault"] == 1
+    assert not (ps.flags[1:4] & PG_READAHEAD).any() and (ps.flags[4:7] & PG_READAHEAD).all()
+    # page 7 (slot 8) is in the next block: a new fault, seven more read ahead
+    sim.env.process(toucher(4, 9))
+    sim.env.run(until=sim.env.now + 1.0)
+    assert ev["pgmajfault"] == 2 and ev["swap_ra"] == 6 + 7
+    assert ev["swap_ra_hit"] == 3 + 3 + 1    # pages 4-6, then page 8

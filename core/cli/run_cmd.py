@@ -19,7 +19,8 @@ from .app import STATE, UsageError, app, plugin_manager
 DEFAULT_SCENARIO = "seed"
 
 #: counters shown in the comparison table
-KEY_COUNTERS = ("pswpin", "pswpout", "allocstall", "pgscan_direct_throttle", "pgmajfault")
+KEY_COUNTERS = ("pswpin", "pswpout", "allocstall", "pgscan_direct_throttle", "pgmajfault",
+                "swap_ra", "swap_ra_hit")
 
 
 def resolve_scenario(pm: Any, scenario: str) -> tuple[str, dict[str, Any]]:

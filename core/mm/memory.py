@@ -18,8 +18,8 @@ from ..block import READ
 from ..engine import Event, WaitQueue
 from ..slab import AllocContext, task_context
 from . import gfp as G
-from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_REFERENCED,
-                    PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue, PageState)
+from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_READAHEAD,
+                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue, PageState)
 from .swapfile import SwapArea
 from .zone import (MAX_NR_ZONES, PAGE_SHIFT, ZONE_NAMES, ZONE_NORMAL, Zone,
                    default_min_free_kbytes, inactive_ratio_for, setup_lowmem_reserve,
@@ -42,7 +42,8 @@ _SWAPCACHE: Final = int(PG_SWAPCACHE)
 _ORPHAN: Final = int(PG_ORPHAN)
 _MAPPED_WRITE: Final = int(PG_PRESENT | PG_DIRTY | PG_REFERENCED)
 _SWAPIN_SET: Final = int(PG_RESIDENT | PG_SWAPCACHE | PG_LOCKED | PG_TOUCHED)
-_SWAPIN_CLEAR: Final = int(PG_DIRTY | PG_REFERENCED | PG_PRESENT)
+_SWAPIN_CLEAR: Final = int(PG_DIRTY | PG_REFERENCED | PG_PRESENT | PG_READAHEAD)
+_READAHEAD: Final = int(PG_READAHEAD)
 _LRU: Final = int(PG_LRU)
 _ACTIVE: Final = int(PG_ACTIVE)
 _TOUCHED: Final = int(PG_TOUCHED)
@@ -610,21 +611,11 @@ class MM:
             self._map_write_list(range(i, j))
             self.ev["pgfault"] += k
 
-    def _map_write(self, pages: np.ndarray) -> None:
-        """Map swap-cache pages writable: reuse_swap_page() frees the slot unless
-        the page is under writeback."""
-        ps = self.pages
-        self.lru_gen += 1
-        f = ps.flags[pages]
-        reuse = pages[(f & PG_WRITEBACK) == 0]
-        if len(reuse):
-            self.swap.release(ps.slot[reuse])
-            ps.slot[reuse] = -1
-            ps.flags[reuse] &= ~PG_SWAPCACHE
-        ps.flags[pages] |= PG_PRESENT | PG_DIRTY | PG_REFERENCED
-
     def _map_write_list(self, pages: Any) -> None:
-        """_map_write() for a short sequence of pages."""
+        """Map swap-cache pages writable: reuse_swap_page() frees the slot
+        unless the page is under writeback.  A page swap-in readahead
+        brought in is a readahead hit (swap_ra_hit, as 4.14 counts it in
+        lookup_swap_cache())."""
         ps = self.pages
         mflags, mslot = ps.mflags, ps.mslot
         self.lru_gen += 1
@@ -634,8 +625,14 @@ class MM:
             for p in reuse:
                 mslot[p] = -1
                 mflags[p] &= ~_SWAPCACHE
+        hits = 0
         for p in pages:
-            mflags[p] |= _MAPPED_WRITE
+            f = mflags[p]
+            if f & _READAHEAD:
+                hits += 1
+            mflags[p] = (f | _MAPPED_WRITE) & ~_READAHEAD
+        if hits:
+            self.ev["swap_ra_hit"] += hits
 
     def _check_read_error(self, page: int) -> None:
         ps = self.pages
@@ -664,6 +661,9 @@ class MM:
             self._place_list(cand, chunks)
             for p in cand:
                 mflags[p] = (mflags[p] | _SWAPIN_SET) & ~_SWAPIN_CLEAR
+                if p != i:
+                    mflags[p] |= _READAHEAD
+            self.ev["swap_ra"] += len(cand) - (i in cand)
             self.lru_add(cand, active=False)
             cand = sorted(cand, key=mslot.__getitem__)
             self.nr_reading += len(cand)

@@ -26,6 +26,7 @@ PG_LOCKED: Final = np.uint16(0x100)      # read I/O in flight
 PG_RECLAIM: Final = np.uint16(0x200)     # rotate to the inactive tail when writeback ends
 PG_TOUCHED: Final = np.uint16(0x400)     # has ever been faulted in (not a zero page)
 PG_ORPHAN: Final = np.uint16(0x800)      # its process exited while the page was under I/O
+PG_READAHEAD: Final = np.uint16(0x1000)  # read by swap-in readahead, not yet faulted on (as 4.14 marks it)
 
 
 _I32_MAX: Final = 2**31
