@@ -30,6 +30,7 @@ from swapsim.mm import gfp as G
 from swapsim.mm.pages import PageQueue, PageState
 from swapsim.pluginmanager import get_plugin_manager
 from swapsim.simulation import Simulation
+from swapsim.mm.vmscan import Reclaim
 from swapsim.slab import AllocContext
 
 MiB = 1 << 20
@@ -758,12 +759,12 @@ def test_noio_reclaim_adds_nothing_to_swap_and_a_futile_one_is_replayed(pm):
     zone, pages = _dirty_inactive(sim)
     task = Task(pid=7, comm="noio-reclaimer")
     scans = []
-    real = mm.reclaim.shrink_zone
 
-    def counting(*a):
-        scans.append(1)
-        return real(*a)
-    mm.reclaim.shrink_zone = counting
+    class CountingReclaim(Reclaim):
+        def shrink_zone(self, *a):
+            scans.append(1)
+            return super().shrink_zone(*a)
+    mm.reclaim = CountingReclaim(mm, sim.throttle)
     _reclaim_once(sim, task, G.GFP_NOIO)
     # shrink_page_list(): an anon page needs __GFP_IO to enter the swap cache
     assert (mm.pages.slot[pages] == -1).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from swapsim.mm import gfp as G
-from swapsim.net import Burst, Socket, TcpFlow, TxFlow
+from swapsim.net import Burst, Nic, Socket, TcpFlow, TxFlow
 from swapsim.pluginmanager import get_plugin_manager
 from swapsim.testing import check_transport, conformance_simulation
 
@@ -25,10 +25,17 @@ def test_nbd_passes_the_conformance_suite_with_the_series(pm, slab):
     assert sim.memalloc_socks() == 1
 
 
-def _net_sim(pm, patches="swapnbd", **sets):
+def _net_sim(pm, patches="swapnbd", nic=None, **sets):
+    """An NBD machine, its network started; ``nic``: a Nic subclass that
+    takes the started NIC's place (and its filled ring)."""
     settings = tuple(f"{k}={v}" for k, v in sets.items())
     sim = conformance_simulation(pm, "nbd", settings, patches=patches)
     sim.transport.start()
+    if nic is not None:
+        net = sim.transport.net
+        watched = nic(net)
+        watched.ring = net.nic.ring
+        net.nic = watched
     return sim
 
 
@@ -149,17 +156,15 @@ def test_reset_fails_outstanding_requests_with_eio(pm):
 
 
 def test_delayed_acks_one_per_two_segments(pm):
-    sim = _net_sim(pm)
+    got = []
+
+    class Watched(Nic):
+        def receive(self, burst):
+            got.append(burst.n)
+            super().receive(burst)
+    sim = _net_sim(pm, nic=Watched)
     tx = sim.transport.tx_flow
     sim.transport.net.server_got = lambda a, b: None
-    got = []
-    nic = sim.transport.net.nic
-    orig = nic.receive
-
-    def receive(burst):
-        got.append(burst.n)
-        orig(burst)
-    nic.receive = receive
     tx.send(10 * 1448, lambda: None)
     sim.env.run(until=sim.env.now + 0.01)
     assert got == [5]
@@ -361,12 +366,15 @@ def test_napi_gives_buffers_back_every_rx_buffer_write_cleaned_descriptors(pm, w
     driver re-arms them (the stack has freed what those packets carried: an
     ACK's buffer is back in the cache first), and at the end of the poll the
     rest.  A 40-ACK burst is not first freed whole and then allocated whole."""
-    sim = _net_sim(pm, **{"net.rx_buffer_write": write})
+    calls: list[int] = []
+
+    class Watched(Nic):
+        def fill(self, most=-1):
+            calls.append(most)
+            super().fill(most)
+    sim = _net_sim(pm, nic=Watched, **{"net.rx_buffer_write": write})
     net = sim.transport.net
     nic = net.nic
-    calls: list[int] = []
-    fill = nic.fill
-    nic.fill = lambda most=-1: (calls.append(most), fill(most))[1]
     flow = sim.transport.tx_flow
     nic.receive(Burst(flow, sim.transport.sock, 40, acks=list(range(1, 41))))
     sim.env.run(until=sim.env.now + 0.001)

@@ -84,15 +84,15 @@ class ScanControl:
     freeing: list[tuple["Zone", int]] = field(default_factory=list)
 
 
-# Compiled, a plain Python class all the same (its methods are compiled, its
-# instances keep a __dict__): tests wrap its methods on an instance.
-@mypyc_attr(native_class=False)
+# A native class (its attributes are struct slots, its methods called
+# through a vtable: it is on every reclaim path).  Tests that count or wrap
+# its calls subclass it in Python and put an instance in mm.reclaim.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Reclaim:
-    #: scan runs of batches that reclaim without __GFP_IO can only put back in
-    #: one step (see rotate_inert); off, every batch goes through shrink_inactive
-    batch_inert = True
-
     def __init__(self, mm: "MM", throttle: Any) -> None:
+        #: scan runs of batches that reclaim without __GFP_IO can only put back in
+        #: one step (see rotate_inert); off, every batch goes through shrink_inactive
+        self.batch_inert = True
         self.mm = mm
         self.sim = mm.sim
         self.env = mm.env
