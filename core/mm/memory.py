@@ -19,7 +19,8 @@ from ..engine import Event, WaitQueue
 from ..slab import AllocContext, task_context
 from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_READAHEAD,
-                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue, PageState)
+                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue,
+                    PageState)
 from .swapfile import SwapArea
 from .zone import (MAX_NR_ZONES, PAGE_SHIFT, ZONE_NAMES, ZONE_NORMAL, Zone,
                    default_min_free_kbytes, inactive_ratio_for, setup_lowmem_reserve,
