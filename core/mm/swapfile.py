@@ -51,6 +51,7 @@ class SwapArea:
         self.cluster_free = np.full(nclusters, SWAPFILE_CLUSTER, dtype=np.int32)
         self.cluster_free[-1] = nslots - (nclusters - 1) * SWAPFILE_CLUSTER
         self.cluster_free[0] -= 1
+        self.mcluster_free = memoryview(self.cluster_free)
         self.solidstate = False
         self.cluster_next = 1
         self.cluster_nr = 0
@@ -72,21 +73,51 @@ class SwapArea:
         slots (-1 where the area is full)."""
         k = len(pages)
         out = np.full(k, -1, dtype=np.int32)
+        owner = self.owner
         got = 0
         while got < k and self.inuse < self.pages:
             if not self.cluster_nr:
                 self._new_cluster()
                 self.cluster_nr = SWAPFILE_CLUSTER
-            slots = self._next_free(min(k - got, self.cluster_nr, self.free))
-            n = len(slots)
-            out[got:got + n] = slots
-            self.owner[slots] = pages[got:got + n]
-            np.subtract.at(self.cluster_free, slots // SWAPFILE_CLUSTER, 1)
-            got += n
-            self.inuse += n
-            self.cluster_nr -= n
-            self.cluster_next = int(slots[-1]) + 1
+            m = min(k - got, self.cluster_nr, self.free)
+            cur = self.cluster_next
+            if self._all_free(cur, cur + m):
+                # the common case, a reclaim batch at a free cursor: one run
+                end = cur + m
+                out[got:got + m] = np.arange(cur, end, dtype=np.int32)
+                owner[cur:end] = pages[got:got + m]
+                self._took_run(cur, end)
+            else:
+                slots = self._next_free(m)
+                end = int(slots[-1]) + 1
+                out[got:got + m] = slots
+                owner[slots] = pages[got:got + m]
+                np.subtract.at(self.cluster_free, slots // SWAPFILE_CLUSTER, 1)
+            got += m
+            self.inuse += m
+            self.cluster_nr -= m
+            self.cluster_next = end
         return out
+
+    def _all_free(self, lo: int, hi: int) -> bool:
+        """Are slots [lo, hi) free?  (A batch is ≤ 32 slots: Python ints.)"""
+        if hi > self.nslots:
+            return False
+        owner = self.mowner
+        for s in range(lo, hi):
+            if owner[s] != FREE:
+                return False
+        return True
+
+    def _took_run(self, lo: int, hi: int) -> None:
+        """cluster_free after taking [lo, hi), which spans at most two clusters."""
+        cf = self.mcluster_free
+        a, b = lo // SWAPFILE_CLUSTER, (hi - 1) // SWAPFILE_CLUSTER
+        if a == b:
+            cf[a] -= hi - lo
+        else:
+            cf[a] -= b * SWAPFILE_CLUSTER - lo
+            cf[b] -= hi - b * SWAPFILE_CLUSTER
 
     def _next_free(self, k: int) -> np.ndarray:
         """The next ``k`` free slots from cluster_next on, wrapping once
@@ -172,7 +203,7 @@ class SwapArea:
     def release_list(self, slots: list[int]) -> None:
         """release() of a short list of slots."""
         owner = self.mowner
-        cf = self.cluster_free
+        cf = self.mcluster_free
         n = 0
         for s in slots:
             if s >= 0:
