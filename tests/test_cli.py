@@ -167,6 +167,17 @@ def test_a_different_seed_still_runs(small_run):
     assert run["zones"] == small_run["runs"][0]["zones"]
 
 
+def test_over_nbd_the_seed_changes_the_result():
+    # NBD's queue is non-rotational: swapon() starts the swap area at a slot
+    # drawn from the seed, so where pages land, and what readahead reads, differ
+    nbd = (*RUN_SMALL, "--set", "swap.transport=nbd", "--set", "workload.passes=2",
+           "--set", "swap.size=256MiB")
+    runs = [run_json(*nbd, "--seed", str(s))["runs"][0] for s in (1, 2)]
+    assert [r["outcome"] for r in runs] == ["completed"] * 2
+    assert runs[0]["vmstat"]["pswpin"] > 0
+    assert runs[0]["elapsed_s"] != runs[1]["elapsed_s"]
+
+
 def test_out_dir_is_byte_identical_for_the_same_config_and_seed(tmp_path):
     first = run_json(*RUN_SMALL, "--seed", "3", "--out", str(tmp_path / "a"))
     invoke(*RUN_SMALL, "--seed", "3", "--out", str(tmp_path / "b"))
