@@ -47,8 +47,11 @@ class SwapArea:
         self.pages = nslots - 1
         self.inuse = 0
         # free slots in each aligned SWAPFILE_CLUSTER: candidates for a free run
+        # (and a zero past the last, so that every cluster has a next one)
         nclusters = -(-nslots // SWAPFILE_CLUSTER)
-        self.cluster_free = np.full(nclusters, SWAPFILE_CLUSTER, dtype=np.int32)
+        self.cluster_free_ext = np.zeros(nclusters + 1, dtype=np.int32)
+        self.cluster_free = self.cluster_free_ext[:nclusters]
+        self.cluster_free[:] = SWAPFILE_CLUSTER
         self.cluster_free[-1] = nslots - (nclusters - 1) * SWAPFILE_CLUSTER
         self.cluster_free[0] -= 1
         self.mcluster_free = memoryview(self.cluster_free)
@@ -179,15 +182,13 @@ class SwapArea:
         C = SWAPFILE_CLUSTER
         if hi - lo < C:
             return -1
-        cf = self.cluster_free
-        nc = len(cf)
+        cf = self.cluster_free_ext
         a = lo // C
         last = (hi - C) // C            # the run's start is in a cluster ≤ this
         step = 512
         while a <= last:
             b = min(last + 1, a + step)
-            pair = cf[a:b].copy()
-            pair[: min(b, nc - 1) - a] += cf[a + 1:min(b, nc - 1) + 1]
+            pair = cf[a:b] + cf[a + 1:b + 1]
             for c in (np.flatnonzero(pair >= C) + a).tolist():
                 s0 = max(lo, c * C)
                 s1 = min(hi - C, c * C + C - 1)     # last start to try
