@@ -17,7 +17,7 @@ Compiled classes are native classes: plain Python code can subclass only
 those marked ``mypyc_attr(allow_interpreted_subclasses=True)`` (see
 core/_mypyc.py), cannot replace their methods, and a class variable that
 subclasses override must be declared ``ClassVar``; the small records of the
-hot loops are dataclasses (core/_mypyc.py says why).  An attrs options class
+hot loops are native classes (core/_mypyc.py says which and why).  An attrs options class
 whose defaults come from ``field(...)`` fails at import when compiled: the
 allocators call ``field`` through an untyped alias, the NBD plugin keeps its
 options in an uncompiled module.

@@ -20,7 +20,6 @@ completes them; it never touches page state itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final, Generator
 
 import numpy as np
@@ -42,18 +41,22 @@ BLK_BATCH_REQ: Final = 32
 BLK_BATCH_TIME: Final = 0.02
 
 
-@dataclass(eq=False)
 class Request:
-    op: int
-    slots: np.ndarray
-    pages: np.ndarray
-    on_done: Callable[["Request"], None]
-    submit_time: float
-    tag: int
-    error: int = 0
-    dispatch_time: float = -1.0
-    #: set by the transport: what the request waits for, for lockup diagnosis
-    waiting_for: str = ""
+    """struct request: one swap I/O of consecutive slots.  A plain class, so
+    that its compiled ``__init__`` is native (a dataclass's stays interpreted)."""
+
+    def __init__(self, op: int, slots: np.ndarray, pages: np.ndarray,
+                 on_done: Callable[["Request"], None], submit_time: float, tag: int) -> None:
+        self.op = op
+        self.slots = slots
+        self.pages = pages
+        self.on_done = on_done
+        self.submit_time = submit_time
+        self.tag = tag
+        self.error = 0
+        self.dispatch_time = -1.0
+        #: set by the transport: what the request waits for, for lockup diagnosis
+        self.waiting_for = ""
 
     @property
     def nbytes(self) -> int:

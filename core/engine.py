@@ -88,28 +88,32 @@ class _Call(Event):
 class Process(Event):
     """Runs a generator; as an event it triggers with the generator's return value."""
 
-    __slots__ = ("gen", "name")
+    __slots__ = ("gen", "name", "_send", "_resume_cb")
 
     def __init__(self, env: "Environment", gen: Generator, name: str = "") -> None:
         super().__init__(env)
         self.gen = gen
         self.name = name
+        # bound once: compiled, gen.send and self._resume would otherwise be
+        # looked up on the type (and a bound method made) at every resume
+        self._send: Callable[[Any], Any] = gen.send
+        self._resume_cb: Callable[[Event], None] = self._resume
         start = Event(env)
-        start.callbacks.append(self._resume)  # type: ignore[union-attr]  # new: a list
+        start.callbacks.append(self._resume_cb)  # type: ignore[union-attr]  # new: a list
         start.succeed()
 
     def _resume(self, event: Event) -> None:
-        gen = self.gen
+        send = self._send
         value = event.value
         while True:
             try:
-                target = gen.send(value)
+                target = send(value)
             except StopIteration as stop:
                 self.succeed(stop.value)
                 return
             callbacks = target.callbacks
             if callbacks is not None:
-                callbacks.append(self._resume)
+                callbacks.append(self._resume_cb)
                 return
             value = target.value  # already processed: continue at once
 

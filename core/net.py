@@ -105,7 +105,7 @@ class Link:
 
     __slots__ = ("env", "bandwidth", "delay", "busy_until")
 
-    def __init__(self, env: Any, bandwidth: float, delay: float) -> None:
+    def __init__(self, env: Environment, bandwidth: float, delay: float) -> None:
         self.env = env
         self.bandwidth = bandwidth
         self.delay = delay

@@ -9,7 +9,6 @@ batches other tasks run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Generator
 
 import numpy as np
@@ -69,19 +68,23 @@ del _ALL_FLAGS
 _NOIO_CLASS_B: Final = _NOIO_CLASS.tobytes()
 
 
-@dataclass(eq=False)
 class ScanControl:
-    nr_to_reclaim: float
-    gfp: int
-    kswapd: bool
-    may_writepage: bool = True
-    priority: int = DEF_PRIORITY
-    nr_scanned: int = 0
-    nr_reclaimed: int = 0
-    #: CPU seconds charged so far (to replay a futile direct reclaim, see try_to_free_pages)
-    cpu: float = 0.0
-    #: (zone, pages) freed by the batch being processed, not yet given back (release_freed)
-    freeing: list[tuple["Zone", int]] = field(default_factory=list)
+    """struct scan_control.  A plain class, so that its compiled ``__init__``
+    is native (a dataclass's stays interpreted): one is made per reclaim."""
+
+    def __init__(self, nr_to_reclaim: float, gfp: int, kswapd: bool,
+                 may_writepage: bool = True, priority: int = DEF_PRIORITY) -> None:
+        self.nr_to_reclaim = nr_to_reclaim
+        self.gfp = gfp
+        self.kswapd = kswapd
+        self.may_writepage = may_writepage
+        self.priority = priority
+        self.nr_scanned = 0
+        self.nr_reclaimed = 0
+        #: CPU seconds charged so far (to replay a futile direct reclaim, see try_to_free_pages)
+        self.cpu = 0.0
+        #: (zone, pages) freed by the batch being processed, not yet given back (release_freed)
+        self.freeing: list[tuple["Zone", int]] = []
 
 
 # A native class (its attributes are struct slots, its methods called
