@@ -255,6 +255,21 @@ def test_unentitled_caller_finds_an_untagged_object_below_the_top():
     assert a.alloc(k, ATOMIC, CPU0) == normal[0]
     assert len(pages.calls) == n
     assert a.cache(k).arrays[0].entry[-1] == ~p             # still there, still tagged
+    assert a._tagged                                        # the bulk paths look for tags
+
+
+def test_without_the_switch_no_object_is_tagged_and_bulk_paths_skip_the_look():
+    """Without slab-pfmemalloc no slab is pfmemalloc, so no free tags: the hint
+    that lets alloc_bulk() and alloc_fast_count() skip scanning for tags stays off."""
+    a, pages = make(ncpus=1, slab_pfmemalloc=False, socks=[1])
+    k = a.create_cache("skbuff_head_cache", 256)
+    pages.mark_pfmemalloc = True
+    objs = [a.alloc(k, ATOMIC_MEMALLOC, CPU0) for _ in range(20)]
+    for o in objs:
+        a.free(k, o, CPU0)
+    a.free_bulk(k, [a.alloc(k, ATOMIC, CPU0) for _ in range(5)], CPU0)
+    assert min(a.cache(k).arrays[0].entry) >= 0 and not a._tagged
+    assert a.alloc_fast_count(k, CPU0, 10) == 10
 
 
 @pytest.mark.parametrize("numa", [False, True])

@@ -208,6 +208,9 @@ def masked_state(a: SlabAllocator, cache: int, cpu: int, free: bool) -> dict[str
     if isinstance(a, SLABAllocator):
         st_["_acs"] = None
         st_["_caches"][cache]["arrays"][cpu]["entry"] = None
+        # whether the arrays may hold tagged objects: a free may set it (never
+        # clear it), and it only spares the bulk paths a look for tags
+        st_["_tagged"] = None
         if not free:
             st_["_caches"][cache]["arrays"][cpu]["touched"] = None
     else:

@@ -260,6 +260,11 @@ class SLABAllocator(SlabAllocator):
         self._acs: list[list[ArrayCache]] = []
         #: the global pfmemalloc_active of mm/slab.c
         self._pfmemalloc_active = False
+        #: some array may hold a tagged object: set by the first free or refill
+        #: that runs while objects may be tagged (pfmemalloc_active, memalloc
+        #: sockets), never cleared.  Until then the bulk paths need not look for
+        #: tags: without the slab-pfmemalloc switch no object is ever tagged.
+        self._tagged = False
         # per-slab state, indexed by slab id
         self._sfree: list[list[int]] = []   # free object handles (slab_get_obj pops)
         self._sinuse: list[int] = []
@@ -336,7 +341,7 @@ class SLABAllocator(SlabAllocator):
                 k = n
             if k:
                 top = e[-k:]
-                if min(top) < 0:
+                if self._tagged and min(top) < 0:
                     if untag is None:
                         # __ac_get_obj() hands tagged objects out untagged when no
                         # memalloc socket exists or the caller may use the reserve;
@@ -375,7 +380,7 @@ class SLABAllocator(SlabAllocator):
         if k <= 0:
             return 0
         top = e[-k:]
-        if min(top) >= 0:
+        if not self._tagged or min(top) >= 0:
             return k
         i = k - 1
         while top[i] >= 0:
@@ -468,6 +473,8 @@ class SLABAllocator(SlabAllocator):
         sfree, sinuse, sstate = self._sfree, self._sinuse, self._sstate
         num = cache.num
         tag = self._pfmemalloc_active and bool(self.memalloc_socks())
+        if tag:
+            self._tagged = True
         taken = 0
         while batchcount > 0:
             if l3.partial:
@@ -581,8 +588,10 @@ class SLABAllocator(SlabAllocator):
         e = ac.entry
         if len(e) >= ac.limit:
             self._cache_flusharray(self._caches[cache], ac, ctx.cpu)
-        if self._pfmemalloc_active and self._spfm[obj >> OBJ_SHIFT] and self.memalloc_socks():
-            obj = ~obj                  # ac_put_obj(): tag an object of a pfmemalloc slab
+        if self._pfmemalloc_active and self.memalloc_socks():
+            self._tagged = True
+            if self._spfm[obj >> OBJ_SHIFT]:
+                obj = ~obj              # ac_put_obj(): tag an object of a pfmemalloc slab
         e.append(obj)
 
     def free_bulk(self, cache: int, objs: list[int], ctx: AllocContext) -> None:
@@ -598,6 +607,8 @@ class SLABAllocator(SlabAllocator):
         # Whether ac_put_obj() may tag: pfmemalloc_active and the socket count do not
         # change while objects are freed (free_block and slab_destroy touch neither).
         tag = self._pfmemalloc_active and bool(self.memalloc_socks())
+        if tag:
+            self._tagged = True
         spfm = self._spfm
         c = self._caches[cache]
         cpu = ctx.cpu
