@@ -7,6 +7,12 @@ heap and calls the event's callbacks.  ``seq`` is a monotonically increasing
 counter, so simultaneous events are processed in the order they were scheduled
 — the same order on every run, which is what makes results byte-identical.
 
+An event due at the very time it is scheduled (a succeed(), a zero timeout: a
+third of all events) skips the heap: it joins a FIFO of events ready now.
+Every heap entry due now was scheduled before the current time began, so it
+comes before anything in that FIFO: the loop drains the heap's entries due
+now first, then the FIFO, which is the heap's own order without its cost.
+
 Processes are generators that ``yield`` events; they resume with the event's
 value once it is processed.  ``yield from`` composes kernel-style call chains
 (fault → allocator slow path → direct reclaim → throttle) without callbacks.
@@ -47,9 +53,7 @@ class Event:
         if self.value is not _PENDING:
             raise RuntimeError(f"{self!r} has already been triggered")
         self.value = value
-        env = self.env
-        env._seq += 1
-        heappush(env._queue, (env.now, env._seq, self))
+        self.env._ready.append(self)
         return self
 
 
@@ -64,8 +68,7 @@ class Timeout(Event):
         self.env = env
         self.callbacks = []
         self.value = value
-        env._seq += 1
-        heappush(env._queue, (env.now + delay, env._seq, self))
+        env._schedule(env.now + delay, self)
 
 
 def _call_fn(event: "_Call") -> None:
@@ -168,11 +171,25 @@ class Environment:
     def __init__(self, initial_time: float = 0.0) -> None:
         self.now = initial_time
         self._queue: list[tuple[float, int, Event]] = []
+        #: events due now, in the order scheduled; [_rhead:] not processed yet
+        self._ready: list[Event] = []
+        self._rhead = 0
         self._seq = 0
         self._stopped: Any = _PENDING
         self.events_processed = 0
 
     # -- creating events -------------------------------------------------
+    def _schedule(self, when: float, event: Event) -> None:
+        if when == self.now:
+            self._ready.append(event)
+        else:
+            self._seq += 1
+            heappush(self._queue, (when, self._seq, event))
+
+    def queued(self) -> int:
+        """Events scheduled and not yet processed."""
+        return len(self._queue) + len(self._ready) - self._rhead
+
     def event(self) -> Event:
         return Event(self)
 
@@ -187,8 +204,7 @@ class Environment:
         if delay < 0:
             raise ValueError(f"negative delay {delay}")
         t = _Call(self, fn)
-        self._seq += 1
-        heappush(self._queue, (self.now + delay, self._seq, t))
+        self._schedule(self.now + delay, t)
         return t
 
     def call_at(self, when: float, fn: Callable[[], None]) -> Event:
@@ -196,8 +212,7 @@ class Environment:
         if when < self.now:
             raise ValueError(f"time {when} is in the past ({self.now})")
         t = _Call(self, fn)
-        self._seq += 1
-        heappush(self._queue, (when, self._seq, t))
+        self._schedule(when, t)
         return t
 
     def any_of(self, events: Iterable[Event]) -> Event:
@@ -216,10 +231,25 @@ class Environment:
 
     # -- running ---------------------------------------------------------
     def peek(self) -> float:
+        if self._rhead < len(self._ready):
+            return self.now
         return self._queue[0][0] if self._queue else float("inf")
 
+    def _pop_ready(self) -> Event:
+        ready = self._ready
+        event = ready[self._rhead]
+        self._rhead += 1
+        if self._rhead == len(ready):
+            ready.clear()
+            self._rhead = 0
+        return event
+
     def step(self) -> None:
-        self.now, _, event = heappop(self._queue)
+        queue = self._queue
+        if self._rhead < len(self._ready) and (not queue or queue[0][0] > self.now):
+            event = self._pop_ready()
+        else:
+            self.now, _, event = heappop(queue)
         callbacks: list[Callable[[Event], None]] = event.callbacks  # type: ignore[assignment]
         event.callbacks = None    # queued events are not processed yet: a list
         for cb in callbacks:
@@ -232,21 +262,26 @@ class Environment:
     def run(self, until: float | None = None) -> Any:
         """Process events until the queue is empty, ``until`` or ``stop()``."""
         queue = self._queue
+        ready = self._ready
         limit = float("inf") if until is None else until
         self._stopped = _PENDING
         n = 0
-        while queue and self._stopped is _PENDING:
-            if queue[0][0] > limit:
-                self.now = limit
+        while self._stopped is _PENDING:
+            if self._rhead < len(ready) and (not queue or queue[0][0] > self.now):
+                event = self._pop_ready()
+            elif queue:
+                if queue[0][0] > limit:
+                    self.now = limit
+                    break
+                self.now, _, event = heappop(queue)
+            else:
+                if until is not None:
+                    self.now = max(self.now, limit)
                 break
-            self.now, _, event = heappop(queue)
             callbacks: list[Callable[[Event], None]] = event.callbacks  # type: ignore[assignment]
             event.callbacks = None
             for cb in callbacks:
                 cb(event)
             n += 1
-        else:
-            if until is not None and self._stopped is _PENDING and not queue:
-                self.now = max(self.now, limit)
         self.events_processed += n
         return None if self._stopped is _PENDING else self._stopped

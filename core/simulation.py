@@ -217,7 +217,7 @@ class Simulation:
                     self.outcome = "error"
                     self.message = f"simulated time limit {limit:g}s reached"
                     self.diagnosis = self.diagnose()
-                elif self.outcome is None and not env._queue:
+                elif self.outcome is None and not env.queued():
                     raise SimulationError("event queue ran dry before the workload finished")
         except OutOfMemory as exc:
             self.outcome = "oom"

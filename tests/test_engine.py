@@ -334,3 +334,54 @@ def test_call_at_runs_at_an_absolute_time_and_refuses_the_past():
     assert seen == [2.5]
     with pytest.raises(ValueError):
         env.call_at(1.0, lambda: None)
+
+
+class _HeapOnly:
+    """The engine's order written the plain way: every event on one heap of
+    (time, seq), for checking the FIFO of events due now against."""
+
+    def __init__(self) -> None:
+        import heapq
+        self.heapq = heapq
+        self.now = 0.0
+        self.seq = 0
+        self.queue: list = []
+
+    def call_later(self, delay: float, fn) -> None:
+        self.seq += 1
+        self.heapq.heappush(self.queue, (self.now + delay, self.seq, fn))
+
+    def run(self) -> None:
+        while self.queue:
+            self.now, _, fn = self.heapq.heappop(self.queue)
+            fn()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_events_due_now_keep_the_heap_order(seed):
+    """Callbacks that schedule more callbacks, at delays that are often zero
+    (succeed(), zero timeouts) and often collide: the engine, whose events due
+    now skip the heap, runs them in exactly the order one heap of (time, seq)
+    would, times included."""
+    def program(env, out):
+        rng = random.Random(seed)
+        budget = [400]
+
+        def cb(name):
+            def fire():
+                out.append((env.now, name))
+                for k in range(rng.choice((0, 1, 2, 3))):
+                    if budget[0] <= 0:
+                        return
+                    budget[0] -= 1
+                    delay = rng.choice((0.0, 0.0, 0.0, 0.25, 0.5, 1.0, 1e-18))
+                    env.call_later(delay, cb(f"{name}.{k}"))
+            return fire
+        for i in range(5):
+            env.call_later(rng.choice((0.0, 0.5)), cb(str(i)))
+        env.run()
+
+    got, want = [], []
+    program(Environment(), got)
+    program(_HeapOnly(), want)
+    assert got == want and len(got) > 5

@@ -261,9 +261,9 @@ def test_rearming_moves_the_expiry_without_an_event_per_ack(pm):
     t0 = env.now
     for dt in (0.05, 0.1, 0.15):
         env.run(until=t0 + dt)
-        queued = len(env._queue)
+        queued = env.queued()
         tx._arm()
-        assert len(env._queue) == queued               # no event of its own
+        assert env.queued() == queued               # no event of its own
     env.run(until=t0 + 0.34)
     assert tx.stats["timeouts"] == 0
     env.run(until=t0 + 0.36)
