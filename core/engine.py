@@ -124,6 +124,18 @@ class Process(Event):
         return f"<Process {self.name or self.gen!r}>"
 
 
+def repeat(step: Callable[[], Generator[Event, Any, Any]], times: int,
+           then: Callable[[], None]) -> Generator[Event, Any, None]:
+    """``yield from step()`` ``times`` times, then call ``then()``.
+
+    A workload's loop written in a plugin would put an interpreted generator
+    frame into the chain its process resumes at every event; this one is
+    compiled (for usemem, ~12 M resumes at 2 GiB)."""
+    for _ in range(times):
+        yield from step()
+    then()
+
+
 class WaitQueue:
     """A kernel wait queue: ``wait()`` parks a process, ``wake_up_all()`` releases it.
 

@@ -191,11 +191,10 @@ class Simulation:
         """Run to completion, lockup, OOM or the time limit; return the result."""
         wall0 = time.perf_counter()
         env = self.env
+        reclaim = self.mm.reclaim
         for node in self.mm.nodes:
-            def kswapd(task: Task, node: Any = node) -> Generator[Event, Any, None]:
-                node.kswapd_task = task
-                yield from self.mm.reclaim.kswapd(node, task)
-            self.spawn(f"kswapd{node.nid}", kswapd,
+            self.spawn(f"kswapd{node.nid}",
+                       lambda task, node=node: reclaim.kswapd(node, task),
                        flags=G.PF_MEMALLOC | G.PF_SWAPWRITE | G.PF_KSWAPD, kthread=True)
         if self.slab is not None:
             env.process(self._periodic(self.slab), name="slab-reaper")

@@ -619,7 +619,10 @@ class Reclaim:
         return self.node_balanced(node)
 
     def kswapd(self, node: "Node", task: "Task") -> Generator[Event, Any, None]:
+        """The kswapd thread of ``node`` (the process's own generator, so that
+        no interpreted frame is resumed with it)."""
         env = self.env
+        node.kswapd_task = task
         while True:
             woken = False
             if self.prepare_sleep(node, False):

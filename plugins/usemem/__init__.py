@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Generator
 
 from swapsim.cpu import Task
-from swapsim.engine import Event
+from swapsim.engine import Event, repeat
 from swapsim.hookspecs import hookimpl
 from swapsim.mm.zone import PAGE_SHIFT
 from swapsim.workload import Workload
@@ -42,10 +42,15 @@ class Usemem(Workload):
             self.tasks.append(self.sim.spawn(f"usemem-{i}", lambda t, b=base: self._run(t, b)))
 
     def _run(self, task: Task, base: int) -> Generator[Event, Any, None]:
+        """The passes, then exit; engine.repeat keeps this frame out of the
+        chain resumed at every event."""
         mm = self.sim.mm
         end = base + self.pages_per_proc
-        for _ in range(self.passes):
-            yield from mm.touch(task, base, end)
+        return repeat(lambda: mm.touch(task, base, end), self.passes,
+                      lambda: self._exit(task, base, end))
+
+    def _exit(self, task: Task, base: int, end: int) -> None:
+        mm = self.sim.mm
         mm.exit_mmap(base, end)
         task.done = True
         task.set_state("exited", self.sim.env.now)
