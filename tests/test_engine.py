@@ -385,3 +385,17 @@ def test_events_due_now_keep_the_heap_order(seed):
     program(Environment(), got)
     program(_HeapOnly(), want)
     assert got == want and len(got) > 5
+
+
+def test_repeat_runs_the_step_times_over_then_calls_then_once():
+    from swapsim.engine import repeat
+    env = Environment()
+    log = []
+
+    def step():
+        log.append(("start", env.now))
+        yield env.timeout(1.5)
+
+    env.process(repeat(step, 3, lambda: log.append(("then", env.now))))
+    env.run()
+    assert log == [("start", 0), ("start", 1.5), ("start", 3.0), ("then", 4.5)]
