@@ -189,7 +189,7 @@ class Burst:
 
     __slots__ = ("flow", "sock", "n", "seq", "acks", "bufs")
 
-    def __init__(self, flow: Any, sock: Socket, n: int, seq: int = -1,
+    def __init__(self, flow: "_RetransmitTimer | None", sock: Socket, n: int, seq: int = -1,
                  acks: list[int] | None = None) -> None:
         self.flow = flow
         self.sock = sock
@@ -281,7 +281,7 @@ class Nic:
         write = self.buffer_write
         cleaned = 0
         self.stats["napi_polls"] += 1
-        touched: dict[Any, int] = {}
+        touched: "dict[_RetransmitTimer, int]" = {}
         while left and pending:
             b = pending[0]
             k = min(left, write - cleaned)
@@ -375,6 +375,20 @@ class _RetransmitTimer:
         raise NotImplementedError
 
     def retransmit(self) -> None:
+        raise NotImplementedError
+
+    # what the receive path calls on a burst's flow (declared here so that
+    # those calls, several per NAPI poll, go through the native vtable)
+    def ack(self, ack: int) -> None:
+        """An ACK packet for data we sent arrived."""
+        raise NotImplementedError
+
+    def accept(self, seq: int, n: int) -> int:
+        """Data segments arrived: how many of the first ones are dropped."""
+        raise NotImplementedError
+
+    def after_poll(self, pfmemalloc: int) -> None:
+        """The NAPI poll that delivered this flow's packets is over."""
         raise NotImplementedError
 
 
@@ -672,7 +686,7 @@ class NetStack:
         self.slab.free(self.ack_cache, obj, ctx)
         return True
 
-    def deliver(self, burst: Burst, touched: dict[Any, int]) -> None:
+    def deliver(self, burst: Burst, touched: "dict[_RetransmitTimer, int]") -> None:
         """__netif_receive_skb() → protocol → socket, for a burst of packets.
 
         ``touched`` collects the flows that received data in this poll, with
@@ -691,7 +705,8 @@ class NetStack:
                 return
         self._deliver(burst, 0, touched)
 
-    def _deliver_filtered(self, burst: Burst, marks: list[bool], touched: dict[Any, int]) -> None:
+    def _deliver_filtered(self, burst: Burst, marks: list[bool],
+                          touched: "dict[_RetransmitTimer, int]") -> None:
         """Marked skbs may not reach this socket: drop them one by one
         (``rx_dropped`` for a protocol that cannot use the reserve,
         ``pfmemalloc_drop`` for an ordinary socket), deliver the others."""
@@ -709,7 +724,7 @@ class NetStack:
             one.bufs = [buf]
             self._deliver(one, 0, touched)
 
-    def _deliver(self, burst: Burst, pfm: int, touched: dict[Any, int]) -> None:
+    def _deliver(self, burst: Burst, pfm: int, touched: "dict[_RetransmitTimer, int]") -> None:
         flow = burst.flow
         if flow is None:  # background datagrams
             self._background_deliver(burst)
