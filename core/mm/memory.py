@@ -502,6 +502,12 @@ class MM:
         if len(zones) == 1:
             return [(zones[0].gid, pages)]
         mzone = self.pages.mzone
+        first = mzone[pages[0]] if pages else 0
+        for p in pages:                 # nearly always: one zone
+            if mzone[p] != first:
+                break
+        else:
+            return [(first, pages)] if pages else []
         groups: dict[int, list[int]] = {}
         for p in pages:
             groups.setdefault(mzone[p], []).append(p)
