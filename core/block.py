@@ -43,9 +43,10 @@ BLK_BATCH_TIME: Final = 0.02
 
 class Request:
     """struct request: one swap I/O of consecutive slots.  A plain class, so
-    that its compiled ``__init__`` is native (a dataclass's stays interpreted)."""
+    that its compiled ``__init__`` is native (a dataclass's stays interpreted).
+    ``slots`` and ``pages``: int32 arrays (writes) or lists (swap-in reads)."""
 
-    def __init__(self, op: int, slots: np.ndarray, pages: np.ndarray,
+    def __init__(self, op: int, slots: Any, pages: Any,
                  on_done: Callable[["Request"], None], submit_time: float, tag: int) -> None:
         self.op = op
         self.slots = slots
@@ -86,12 +87,16 @@ class RequestQueue:
         self.completed = [0, 0]
         self.errors = 0
 
-    def submit(self, task: "Task | None", op: int, slots: np.ndarray, pages: np.ndarray,
+    def submit(self, task: "Task | None", op: int, slots: Any, pages: Any,
                on_done: Callable[[Request], None]) -> Generator[Event, Any, None]:
-        """Queue I/O for ``pages`` (sorted by slot), split into contiguous requests."""
+        """Queue I/O for ``pages`` (sorted by slot), split into contiguous requests.
+
+        ``slots`` and ``pages`` are int32 arrays or, for the few pages of a
+        swap-in, lists; each request gets slices of the same kind."""
         start = 0
         n = len(slots)
-        sl = slots.tolist()             # Python ints: numpy scalars cost ~10x per compare
+        # Python ints: numpy scalars cost ~10x per compare
+        sl: list[int] = slots if isinstance(slots, list) else slots.tolist()
         max_pages = self.max_pages
         while start < n:
             end = start + 1
@@ -134,7 +139,7 @@ class RequestQueue:
                 return False
         return count < 3 * self.nr_requests // 2
 
-    def _queue(self, op: int, slots: np.ndarray, pages: np.ndarray,
+    def _queue(self, op: int, slots: Any, pages: Any,
                on_done: Callable[[Request], None]) -> None:
         self._tag += 1
         req = Request(op=op, slots=slots, pages=pages, on_done=on_done,

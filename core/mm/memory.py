@@ -698,8 +698,8 @@ class MM:
                 def done(req: Any, ev: Event = ev) -> None:
                     self._read_done(req)
                     ev.succeed()
-                yield from submit(task, READ, np.array([mslot[p] for p in run], dtype=np.int32),
-                                  np.array(run, dtype=np.int32), done)
+                # a read is ≤ 8 pages: lists (the block layer takes either)
+                yield from submit(task, READ, [mslot[p] for p in run], run, done)
         if mflags[i] & _LOCKED:
             task.set_state("swapin_wait", self.env.now)
             pending = self.read_events.get(i)
@@ -718,7 +718,7 @@ class MM:
         pages = req.pages
         self.lru_gen += 1
         self.nr_reading -= len(pages)
-        pl = pages.tolist()
+        pl: list[int] = pages if isinstance(pages, list) else pages.tolist()
         read_events = self.read_events
         for p in pl:
             read_events.pop(p, None)
@@ -726,12 +726,13 @@ class MM:
             # end_swap_bio_read(): the page is not uptodate; it leaves the swap
             # cache and the faulting task gets SIGBUS.
             self.swap_io_errors += 1
-            ps.flags[pages] &= ~(PG_LOCKED | PG_RESIDENT | PG_SWAPCACHE | PG_LRU)
-            self._free_frames(pages)
-            self._read_failed = dict.fromkeys(pages.tolist(), True)
+            arr = np.array(pl, dtype=np.int32)
+            ps.flags[arr] &= ~(PG_LOCKED | PG_RESIDENT | PG_SWAPCACHE | PG_LRU)
+            self._free_frames(arr)
+            self._read_failed = dict.fromkeys(pl, True)
             return
         if self.end_page_io(pl, _LOCKED):
-            self.release_orphans(pages)
+            self.release_orphans(np.array(pl, dtype=np.int32))
 
     def end_page_io(self, pages: list[int], done: int) -> bool:
         """Clear ``done`` (_LOCKED when a read ends, _WRITEBACK when a write
