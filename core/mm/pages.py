@@ -48,7 +48,7 @@ CL_UNKNOWN: Final = 8
 CL_HIT: Final = 16
 _CL_UNKNOWN_B: Final = bytes([CL_UNKNOWN])
 #: the hash of a page's id in InertNotes' tables
-NOTE_MASK: Final = (1 << 16) - 1
+NOTE_MASK: Final = (1 << 18) - 1
 #: notes a queue holds at most: past that it forgets what rotate_inert found in it
 _NOTES_MAX: Final = 1 << 14
 
@@ -135,7 +135,8 @@ class PageQueue:
     how a page is removed from the middle of the list in O(1).
     """
 
-    __slots__ = ("buf", "sq", "cl", "head", "tail", "n", "mbuf", "msq", "mcl", "out", "notes")
+    __slots__ = ("buf", "sq", "cl", "head", "tail", "n", "mbuf", "msq", "mcl", "out", "notes",
+                 "known")
 
     def __init__(self, capacity: int = 1024) -> None:
         cap = 1 << max(4, (capacity - 1).bit_length())
@@ -144,15 +145,20 @@ class PageQueue:
         # otherwise be converted at each gather
         self.buf = np.empty(cap, dtype=np.intp)
         self.sq = np.empty(cap, dtype=np.int32)
-        #: what rotate_inert last found of each entry (CL_*), CL_UNKNOWN when pushed by others
+        #: what rotate_inert last found of each entry (CL_*); see ``known``
         self.cl = np.full(cap, CL_UNKNOWN, dtype=np.uint8)
         # Python-int views (see PageState) for the few-page pushes of the fault path
         self.mbuf, self.msq, self.mcl = memoryview(self.buf), memoryview(self.sq), memoryview(self.cl)
         self.head = 0   # next write position
         self.tail = 0   # next read position
         self.n = 0      # entries, stale ones included
-        #: entries taken from the tail less those pushed there, ever (see InertNotes)
+        #: entries taken from the tail less those pushed there, ever: the
+        #: tail's position counted from the first entry (see InertNotes)
         self.out = 0
+        #: where rotate_inert's last push ended (a position like ``out``):
+        #: ``cl`` of the entries after it, pushed by others, is not yet written
+        #: (see mark_unknown) — so that push_pages() need not write it
+        self.known = 0
         #: the pages written since rotate_inert classified them, once it looks at this queue
         self.notes: InertNotes | None = None
 
@@ -180,6 +186,8 @@ class PageQueue:
 
     def push(self, pages: np.ndarray, seqs: np.ndarray, cls: Any = CL_UNKNOWN) -> None:
         """Add at the head (most recently used end); ``cls``: what rotate_inert found of them."""
+        # (cl is written whatever the caller: cheap here, and then the
+        # entries are known unless pushed by push_pages)
         k = len(pages)
         if not k:
             return
@@ -210,23 +218,29 @@ class PageQueue:
         if h + k <= cap:
             self.mbuf[h:h + k] = array(_INTP_CODE, pages)
             self.msq[h:h + k] = array("i", seqs)
-            self.mcl[h:h + k] = _CL_UNKNOWN_B * k
         else:
             mask = cap - 1
-            mbuf, msq, mcl = self.mbuf, self.msq, self.mcl
+            mbuf, msq = self.mbuf, self.msq
             for p, sq in zip(pages, seqs):
                 mbuf[h] = p
                 msq[h] = sq
-                mcl[h] = CL_UNKNOWN
                 h = (h + 1) & mask
         self.head = (self.head + k) & (cap - 1)
         self.n += k
 
     def push_tail_pages(self, pages: list[int], ps: "PageState") -> None:
-        """push_tail() of a short list with fresh sequence numbers."""
+        """push_tail() of a short list with fresh sequence numbers.
+
+        The pages are on the list already: their entries there go stale (see
+        PageState.note).  push_pages() needs no such note: the pages it is
+        given are on no list, having been isolated or never added."""
         k = len(pages)
         if not k:
             return
+        mtrk = ps.mtrk
+        for p in pages:
+            if mtrk[p]:
+                ps.note(p)
         seqs = ps.new_seqs_list(pages)
         self._grow(k)
         cap = len(self.buf)
@@ -295,6 +309,22 @@ class PageQueue:
         k = min(k, self.n - start, cap - t)
         return self.buf[t:t + k], self.sq[t:t + k]
 
+    def mark_unknown(self) -> None:
+        """rotate_inert is about to look: the entries pushed at the head by
+        others since its last push (all after ``known``) get CL_UNKNOWN."""
+        start = max(0, self.known - self.out)
+        k = self.n - start
+        self.known = self.out + self.n
+        if k <= 0:
+            return
+        cap = len(self.buf)
+        t = (self.tail + start) & (cap - 1)
+        if t + k <= cap:
+            self.cl[t:t + k] = CL_UNKNOWN
+        else:
+            self.cl[t:] = CL_UNKNOWN
+            self.cl[:t + k - cap] = CL_UNKNOWN
+
     def forget(self) -> None:
         """Drop what rotate_inert found of the entries, and the notes (too many)."""
         self.cl.fill(CL_UNKNOWN)
@@ -351,13 +381,15 @@ class PageState:
         self.mseq = memoryview(self.lru_seq)
         # For Reclaim.rotate_inert, which keeps what it found of each entry
         # of the inactive lists it sweeps (PageQueue.cl): ``trk`` is 1 for
-        # a page it has classified since the page was last noted, and
-        # whatever writes a page's flags or LRU sequence number calls note()
-        # (through ``mtrk`` first, on Python ints), so that the queues in
-        # ``trackers`` look it up again.
+        # a page it has classified since the page was last noted or
+        # isolated, and whatever writes a page's flags or LRU sequence
+        # number calls note() (through ``mtrk`` first, on Python ints), so
+        # that the list of the page's zone, ``tracked[zone]``, looks it up
+        # again.  A page's entries are all on its zone's lists: it changes
+        # zones only when freed, which isolates it or notes it first.
         self.trk = np.zeros(nr_pages, dtype=np.uint8)
         self.mtrk = memoryview(self.trk)
-        self.trackers: list[PageQueue] = []
+        self.tracked: list[PageQueue | None] = []
 
     def bytes_per_page(self) -> int:
         return sum(a.itemsize for a in (self.flags, self.zone, self.slot, self.lru_seq))
@@ -367,16 +399,25 @@ class PageState:
         entries rotate_inert has classified may no longer be what it found.
         Call when ``mtrk[page]`` is set (the callers test it inline)."""
         self.mtrk[page] = 0
-        for q in self.trackers:
-            notes = q.notes
-            assert notes is not None
-            notes.add(page, q.out + q.n)
-            if len(notes) > _NOTES_MAX:
-                q.forget()
+        g = self.mzone[page]
+        if 0 <= g < len(self.tracked):
+            q = self.tracked[g]
+            if q is not None:
+                notes = q.notes
+                assert notes is not None
+                notes.add(page, q.out + q.n)
+                if len(notes) > _NOTES_MAX:
+                    q.forget()
+
+    def track(self, gid: int, q: PageQueue) -> None:
+        """Notes of zone ``gid``'s pages go to ``q`` from now on."""
+        while len(self.tracked) <= gid:
+            self.tracked.append(None)
+        self.tracked[gid] = q
 
     def note_pages(self, pages: np.ndarray) -> None:
         """note() of those of ``pages`` (an array) that need it."""
-        if self.trackers and len(pages):
+        if self.tracked and len(pages):
             t = self.trk[pages]
             if t.any():
                 for p in pages[t != 0].tolist():
@@ -384,7 +425,7 @@ class PageState:
 
     def note_range(self, start: int, end: int) -> None:
         """note() of those of pages ``start`` to ``end`` (exclusive) that need it."""
-        if self.trackers and end > start:
+        if self.tracked and end > start:
             t = self.trk[start:end]
             if t.any():
                 for i in np.flatnonzero(t).tolist():
@@ -409,9 +450,7 @@ class PageState:
             seqs: Any = [_wrap32(x) for x in range(start, start + k)]
         else:
             seqs = range(start, start + k)
-        mseq, mtrk = self.mseq, self.mtrk
+        mseq = self.mseq
         for p, sq in zip(pages, seqs):
             mseq[p] = sq
-            if mtrk[p]:
-                self.note(p)
         return seqs

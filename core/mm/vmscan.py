@@ -134,12 +134,19 @@ class Reclaim:
 
     def _isolate_list(self, q: Any, nr: int) -> list[int]:
         """_isolate() as a list (a batch is ≤ 32 pages: Python beats numpy there)."""
-        mseq = self.mm.pages.mseq
+        ps = self.mm.pages
+        mseq = ps.mseq
         got: list[int] = []
         need = nr
         while need > 0 and q.n:
             got += q.pop_live(need, mseq)
             need = nr - len(got)
+        # an isolated page has no entry left that rotate_inert classified
+        # (others of its were stale, and noted when they went so): its
+        # next writes need not be noted (see PageState.note)
+        mtrk = ps.mtrk
+        for p in got:
+            mtrk[p] = 0
         return got
 
     def shrink_file(self, zone: "Zone", nr: int, sc: ScanControl) -> int:
@@ -350,9 +357,10 @@ class Reclaim:
         notes = q.notes
         if notes is None:           # from now on, keep what is found (see PageQueue.cl)
             notes = q.notes = InertNotes()
-            ps.trackers.append(q)
-        else:
+            ps.track(zone.gid, q)
+        elif notes.first < len(notes.until) and notes.until[notes.first] <= q.out:
             notes.expire(q.out)
+        q.mark_unknown()
         hit = notes.hit if len(notes) else None
         want = max_batches * SWAP_CLUSTER_MAX
         # Look at the tail, in place, until a page the scan would change shows
@@ -433,6 +441,7 @@ class Reclaim:
         else:
             q.push(np.concatenate(pages), np.concatenate(seqs), np.concatenate(cls))
         q.drop(used)        # after push: the views are of the entries it drops
+        q.known = q.out + q.n
         kind = 1 if sc.kswapd else 0
         self.ev[self._ev_scan[kind][zone.idx]] += n
         zone.pages_scanned += n
