@@ -864,6 +864,143 @@ def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, batched):
     assert inactive == list(range(len(kinds)))
 
 
+# -- rotate_inert keeps what it found of each entry: the same answers as looking up every page --
+
+def _direct_rotate(ps, q, max_batches):
+    """What rotate_inert must do, from the page state alone: (batches, pages
+    walked, the live entries' pages after, in order from the tail)."""
+    from swapsim.mm.vmscan import _NOIO_CLASS
+    idx = (np.arange(q.n) + q.tail) & (len(q.buf) - 1)
+    pages, seqs = q.buf[idx], q.sq[idx]
+    live = pages[ps.lru_seq[pages] == seqs]
+    cls = _NOIO_CLASS[ps.flags[live]]
+    changed = np.flatnonzero(cls == 2)
+    first = int(changed[0]) if len(changed) else len(live)
+    k = min(first // 32, max_batches)
+    n = 32 * k
+    return k, int(np.count_nonzero(cls[:n])), live[n:].tolist() + live[:n].tolist()
+
+
+def _live_order(ps, q):
+    idx = (np.arange(q.n) + q.tail) & (len(q.buf) - 1)
+    pages, seqs = q.buf[idx], q.sq[idx]
+    return pages[ps.lru_seq[pages] == seqs].tolist()
+
+
+def _check_kept_classes(ps, q):
+    """Every entry whose class rotate_inert kept is what a look-up finds, but
+    those of pages with a note pending (looked up again when next met)."""
+    from swapsim.mm.pages import CL_STALE, CL_UNKNOWN, NOTE_MASK
+    from swapsim.mm.vmscan import _NOIO_CLASS
+    if q.notes is None:
+        return
+    idx = (np.arange(q.n) + q.tail) & (len(q.buf) - 1)
+    pages, seqs, cl = q.buf[idx], q.sq[idx], q.cl[idx]
+    direct = np.where(ps.lru_seq[pages] == seqs, _NOIO_CLASS[ps.flags[pages]], CL_STALE)
+    # entries pushed at the head since rotate_inert last looked are not known yet
+    known = np.arange(q.n) < q.known - q.out
+    kept = known & (cl != CL_UNKNOWN) & (q.notes.hit[pages & NOTE_MASK] == 0)
+    assert (cl[kept] == direct[kept]).all()
+
+
+_INERT_OPS = st.lists(st.one_of(
+    st.tuples(st.just("sweep"), st.integers(1, 5)),
+    st.tuples(st.just("flags"), st.integers(0, 159), st.integers(0, 7)),
+    st.tuples(st.just("io_done"), st.integers(0, 159)),
+    st.tuples(st.just("rotate_tail"), st.integers(0, 159)),
+    st.tuples(st.just("readd"), st.integers(0, 159)),
+    st.tuples(st.just("del"), st.integers(0, 159)),
+    st.tuples(st.just("isolate"), st.integers(1, 40)),
+), min_size=20, max_size=150)
+
+
+@settings(max_examples=100, deadline=None)
+@given(kinds=st.lists(st.sampled_from([0, 0, 1, 2, 4, 4, 7, 7, 7]), min_size=160, max_size=160),
+       changed=st.lists(st.tuples(st.integers(0, 159), st.sampled_from([3, 5, 6])), max_size=4),
+       ops=_INERT_OPS)
+def test_rotate_inert_with_kept_classes_does_what_looking_up_every_page_does(pm, kinds, changed,
+                                                                             ops):
+    """Sweeps between writes of page flags and moves of entries (each writer
+    noting the page as the simulator's do): every sweep moves the batches,
+    charges the walks and leaves the list as a look-up of every page says."""
+    from swapsim.mm.pages import (PG_DIRTY, PG_LOCKED, PG_PRESENT, PG_REFERENCED, PG_RESIDENT,
+                                  PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK)
+    from swapsim.mm.vmscan import ScanControl
+    sim = make_sim(pm)
+    mm = sim.mm
+    zone = zones_by_name(sim)["DMA32"]
+    zone.inactive = PageQueue(16)       # small: the ring wraps, its slots are reused
+    ps, q = mm.pages, zone.inactive
+    bits = [0, PG_WRITEBACK, PG_LOCKED, PG_REFERENCED, PG_SWAPCACHE | PG_DIRTY,
+            PG_SWAPCACHE | PG_DIRTY | PG_PRESENT, PG_SWAPCACHE, PG_PRESENT | PG_DIRTY]
+    pages = np.arange(160, dtype=np.int32)
+    ps.zone[pages] = zone.gid
+    for p, k in enumerate(kinds):
+        ps.flags[p] |= PG_RESIDENT | PG_TOUCHED | bits[k]
+    for p, k in changed:
+        ps.flags[p] |= bits[k]
+    mm.lru_add(pages, active=False)
+    sc = ScanControl(nr_to_reclaim=1 << 30, gfp=G.GFP_NOIO, kswapd=False)
+    on = set(range(160))
+    sweeps = 0
+    for op in ops:
+        if op[0] == "sweep":
+            want = _direct_rotate(ps, q, op[1])
+            k, seconds = mm.reclaim.rotate_inert(zone, op[1], sc)
+            assert (k, seconds) == (want[0], mm.reclaim._scan_cpu(32 * want[0], want[1]))
+            assert _live_order(ps, q) == want[2]
+            sweeps += k
+        elif op[0] == "flags":          # any writer: notes the page, then writes
+            p = op[1]
+            if ps.mtrk[p]:
+                ps.note(p)
+            ps.flags[p] = (ps.flags[p] & ~(PG_WRITEBACK | PG_LOCKED | PG_REFERENCED | PG_SWAPCACHE
+                                           | PG_DIRTY | PG_PRESENT)) | bits[op[2]]
+        elif op[0] == "io_done":
+            mm.end_page_io([op[1]], int(PG_LOCKED | PG_WRITEBACK))
+        elif op[0] == "rotate_tail" and op[1] in on:
+            q.push_tail_pages([op[1]], ps)
+        elif op[0] == "readd" and op[1] in on:
+            mm._lru_del(np.array([op[1]], dtype=np.int32))
+            mm.lru_add([op[1]], active=False)
+        elif op[0] == "del" and op[1] in on:
+            mm._lru_del(np.array([op[1]], dtype=np.int32))
+            on.discard(op[1])
+        elif op[0] == "isolate":        # shrink_inactive's batch, all put back
+            got = mm.reclaim._isolate_list(q, op[1])
+            q.push_pages(got, ps)
+        _check_kept_classes(ps, q)
+    note(f"batches moved {sweeps}")
+
+
+def test_inert_notes_go_once_the_entries_they_cover_have_left_the_tail():
+    from swapsim.mm.pages import CL_HIT, InertNotes, NOTE_MASK
+    notes = InertNotes()
+    notes.add(5, 10)
+    notes.add(5 + NOTE_MASK + 1, 12)     # the same hash
+    notes.add(7, 12)
+    assert len(notes) == 3 and notes.hit[5] == CL_HIT and notes.hit[7] == CL_HIT
+    notes.expire(9)
+    assert len(notes) == 3
+    notes.expire(10)
+    assert len(notes) == 2 and notes.hit[5] == CL_HIT    # the other page of that hash is still noted
+    notes.expire(12)
+    assert len(notes) == 0 and not notes.hit.any() and not notes.count.any()
+
+
+def test_page_queue_counts_what_left_its_tail():
+    """PageQueue.out: entries taken from the tail, less those pushed there."""
+    ps = PageState(64)
+    q = PageQueue(16)
+    q.push_pages(list(range(10)), ps)
+    q.pop(3)
+    q.pop_live(2, ps.mseq)
+    q.drop(1)
+    q.push_tail_pages([20, 21], ps)
+    q.push_tail(np.array([30]), np.array([0]))
+    assert q.out == 3 + 2 + 1 - 2 - 1
+
+
 # -- when reclaimed pages reach the free lists; kswapd and the DMA zone's lowmem_reserve ---
 
 def _inactive_pages(sim, zone, first, n, flags, slots=False):
