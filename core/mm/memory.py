@@ -551,14 +551,10 @@ class MM:
             if n:
                 yield from cpus.run(task, n * cost.touch_page, sys=False)
                 if n <= 16:
-                    mtrk = ps.mtrk
                     for p in range(i, i + n):
                         mflags[p] |= _TOUCH
-                        if mtrk[p]:
-                            ps.note(p)
                 else:
                     flags[i:i + n] |= PG_REFERENCED | PG_DIRTY
-                    ps.note_range(i, i + n)
                 self.lru_gen += 1
                 self.pages_touched += n
                 i += n
@@ -628,11 +624,8 @@ class MM:
         brought in is a readahead hit (swap_ra_hit, as 4.14 counts it in
         lookup_swap_cache())."""
         ps = self.pages
-        mflags, mslot, mtrk = ps.mflags, ps.mslot, ps.mtrk
+        mflags, mslot = ps.mflags, ps.mslot
         self.lru_gen += 1
-        for p in pages:
-            if mtrk[p]:
-                ps.note(p)
         reuse = [p for p in pages if not mflags[p] & _WRITEBACK]
         if reuse:
             self.swap.release_list([mslot[p] for p in reuse])
@@ -734,7 +727,6 @@ class MM:
             # cache and the faulting task gets SIGBUS.
             self.swap_io_errors += 1
             arr = np.array(pl, dtype=np.int32)
-            ps.note_pages(arr)
             ps.flags[arr] &= ~(PG_LOCKED | PG_RESIDENT | PG_SWAPCACHE | PG_LRU)
             self._free_frames(arr)
             self._read_failed = dict.fromkeys(pl, True)
@@ -746,12 +738,9 @@ class MM:
         """Clear ``done`` (_LOCKED when a read ends, _WRITEBACK when a write
         does) on each page; True if one of them is an orphan no longer under
         any I/O (for release_orphans).  A request is ≤ 31 pages: Python ints."""
-        ps = self.pages
-        mflags, mtrk = ps.mflags, ps.mtrk
+        mflags = self.pages.mflags
         orphans = False
         for p in pages:
-            if mtrk[p]:
-                ps.note(p)
             f = mflags[p] & ~done
             mflags[p] = f
             if f & (_ORPHAN | _LOCKED | _WRITEBACK) == _ORPHAN:
@@ -777,7 +766,6 @@ class MM:
         """
         ps = self.pages
         self.lru_gen += 1
-        ps.note_range(start, end)
         pages = np.arange(start, end, dtype=np.int32)
         f = ps.flags[pages]
         busy = (f & (PG_WRITEBACK | PG_LOCKED)) != 0
@@ -800,7 +788,6 @@ class MM:
         if not len(orphans):
             return
         self.lru_gen += 1
-        ps.note_pages(orphans)
         resident = orphans[(ps.flags[orphans] & PG_RESIDENT) != 0]
         self._lru_del(resident)
         self._free_frames(resident)
@@ -814,7 +801,6 @@ class MM:
         ps = self.pages
         f = ps.flags[pages]
         on = pages[(f & PG_LRU) != 0]
-        ps.note_pages(on)
         act = (ps.flags[on] & PG_ACTIVE) != 0
         zones = ps.zone[on]
         for gid in np.unique(zones):
