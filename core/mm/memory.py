@@ -501,13 +501,15 @@ class MM:
         zones = self.zones
         if len(zones) == 1:
             return [(zones[0].gid, pages)]
+        if not pages:
+            return []
         mzone = self.pages.mzone
-        first = mzone[pages[0]] if pages else 0
+        first = mzone[pages[0]]
         for p in pages:                 # nearly always: one zone
             if mzone[p] != first:
                 break
         else:
-            return [(first, pages)] if pages else []
+            return [(first, pages)]
         groups: dict[int, list[int]] = {}
         for p in pages:
             groups.setdefault(mzone[p], []).append(p)
@@ -715,10 +717,9 @@ class MM:
 
     def _read_done(self, req: Any) -> None:
         ps = self.pages
-        pages = req.pages
+        pl: list[int] = req.pages       # _fault_major submits reads as lists
         self.lru_gen += 1
-        self.nr_reading -= len(pages)
-        pl: list[int] = pages if isinstance(pages, list) else pages.tolist()
+        self.nr_reading -= len(pl)
         read_events = self.read_events
         for p in pl:
             read_events.pop(p, None)
