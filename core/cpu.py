@@ -3,7 +3,10 @@
 ``NUM_CPU`` CPUs are a FIFO-served resource.  A task asks for a CPU burst of
 a given length; when all CPUs are busy it waits in the run queue.  Bursts
 longer than the timeslice are cut and requeued, so 32 runnable tasks on 4 CPUs
-share them round-robin.  Time is charged to the task as user, sys, or — for
+share them round-robin.  A task with a negative nice (nbd's thread sets -20)
+queues ahead of every nice-0 task and keeps its CPU while only those wait:
+under CFS its weight is 87 times theirs and a wake-up preempts them, so it
+waits for at most the timeslice that is running.  Time is charged to the task as user, sys, or — for
 kernel threads and softirq — kthread time, reported apart from the workload.
 """
 
@@ -33,6 +36,8 @@ class Task:
     #: what the task is doing, for lockup diagnosis: running, direct_reclaim, throttled …
     state: str = "running"
     state_since: float = 0.0
+    #: set_user_nice(); only its sign matters to the run queue (see Cpus)
+    nice: int = 0
     done: bool = False
     #: io_context batching (block.RequestQueue): requests left in the batch, since when
     nr_batch_requests: int = 0
@@ -53,6 +58,8 @@ class Cpus:
         self.idle = n
         self.timeslice = timeslice
         self.runqueue: deque[Event] = deque()
+        #: how many entries at the head of the run queue are negative-nice tasks
+        self.favoured = 0
         self.busy_time = 0.0
         self.kthread_time = 0.0
         self.softirq_time = 0.0
@@ -61,12 +68,19 @@ class Cpus:
         """Consume ``seconds`` of CPU as ``task`` (sys or user time)."""
         env = self.env
         timeslice = self.timeslice
+        held = False
         while seconds > 0:
-            if self.idle:
+            if held:
+                pass
+            elif self.idle:
                 self.idle -= 1
             else:
                 ev = Event(env)
-                self.runqueue.append(ev)
+                if task.nice < 0:
+                    self.runqueue.insert(self.favoured, ev)
+                    self.favoured += 1
+                else:
+                    self.runqueue.append(ev)
                 yield ev  # the releasing task hands its CPU over directly
             burst = seconds if seconds < timeslice else timeslice
             yield Timeout(env, burst)
@@ -78,7 +92,13 @@ class Cpus:
                 task.sys_time += burst
             else:
                 task.user_time += burst
+            # a negative-nice task keeps its CPU while only nice-0 tasks wait
+            held = seconds > 0 and task.nice < 0 and not self.favoured
+            if held:
+                continue
             if self.runqueue:
+                if self.favoured:
+                    self.favoured -= 1
                 self.runqueue.popleft().succeed()
             else:
                 self.idle += 1

@@ -80,6 +80,7 @@ class Nbd(SwapTransport):
         self.seg_truesize = size + 512
         flags = G.PF_MEMALLOC if self.memalloc else 0
         self.sender = sim.spawn("nbd0", self._sender, kthread=True)
+        self.sender.nice = -20      # nbd_thread(): set_user_nice(current, -20)
         self.client = sim.spawn("nbd-client", self._receiver, flags=flags)
         self.sender.flags |= flags
         self.client_sys = 0.0
