@@ -6,8 +6,9 @@ longer than the timeslice are cut and requeued, so 32 runnable tasks on 4 CPUs
 share them round-robin.  A task with a negative nice (nbd's thread sets -20)
 queues ahead of every nice-0 task and keeps its CPU while only those wait:
 under CFS its weight is 87 times theirs and a wake-up preempts them, so it
-waits for at most the timeslice that is running.  Time is charged to the task as user, sys, or — for
-kernel threads and softirq — kthread time, reported apart from the workload.
+waits for at most the timeslice that is running.  Time is charged to the
+task as user, sys, or — for kernel threads and softirq — kthread time,
+reported apart from the workload.
 """
 
 from __future__ import annotations
@@ -71,12 +72,12 @@ class Cpus:
         held = False
         while seconds > 0:
             if held:
-                pass
+                pass                    # still on its CPU from the last burst
             elif self.idle:
                 self.idle -= 1
             else:
                 ev = Event(env)
-                if task.nice < 0:
+                if task.nice < 0:       # behind earlier negative-nice waiters only
                     self.runqueue.insert(self.favoured, ev)
                     self.favoured += 1
                 else:
