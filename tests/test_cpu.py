@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from swapsim.cpu import Cpus, Task
 from swapsim.engine import Environment
 
 
 def _run(nices: list[int], burst: float = 0.0025) -> list[tuple[str, float, float]]:
     """Tasks t0, t1, … each ask one CPU for ``burst`` seconds, 0.1 ms apart;
-    returns (name, first time on the CPU, time done) per task."""
+    returns (name, time asked, time done) per task, in the order they finished."""
     env = Environment()
     cpus = Cpus(env, 1, timeslice=0.001)
     out: list[tuple[str, float, float]] = []
@@ -18,9 +20,8 @@ def _run(nices: list[int], burst: float = 0.0025) -> list[tuple[str, float, floa
         asked = env.now
         before = task.sys_time
         yield from cpus.run(task, burst, sys=True)
-        # the first slice ended at (first start + one timeslice)
         out.append((task.comm, asked, env.now))
-        assert task.sys_time - before == burst
+        assert task.sys_time - before == pytest.approx(burst)
 
     for i, nice in enumerate(nices):
         task = Task(pid=i + 1, comm=f"t{i}", nice=nice)
@@ -41,7 +42,7 @@ def test_a_negative_nice_task_goes_ahead_of_nice_zero_waiters():
     # t2 asked last but jumps the queue at each slice end: it holds the CPU
     # from t0's first slice end (1 ms) to 3.5 ms, before t0 and t1 finish
     assert done == ["t2", "t0", "t1"]
-    assert runs[0][2] == 0.0035
+    assert runs[0][2] == pytest.approx(0.0035)
 
 
 def test_negative_nice_waiters_keep_their_own_order():
