@@ -413,6 +413,30 @@ def test_no_elapsed_ratio_against_a_baseline_that_did_not_complete():
     assert "Elapsed /" not in rendered([run("a", "lockup", 121.0), run("b", "completed", 300.0)])
 
 
+def test_a_lockup_is_summed_up_in_a_few_lines_under_the_table():
+    """The default output names where the tasks wait, the kernel threads, free
+    pages against the floors and the stuck I/O; the slab dump stays in --json."""
+    out = invoke("run", "seed", "--arm", "vanilla-slub").stdout
+    tail = out[out.index("vanilla-slub: lockup at "):]
+    assert "no workload progress" in tail
+    assert re.search(r"workload tasks: 32 in blk_request_wait \(longest \d+\.\d\d s\)", tail)
+    assert re.search(r"nbd0 in (direct_reclaim|alloc_retry) for", tail)
+    assert re.search(r"DMA32 \d+ \(min \d+, low \d+, GFP_ATOMIC floor \d+\)", tail)
+    assert re.search(r"the oldest, a write of [\d.]+ s, waits for skbs for the socket copy\n", tail)
+    assert "--json" in tail
+    assert "skbuff_head_cache" not in out and "{" not in tail
+
+
+def test_diagnosis_summary_leaves_out_what_a_transport_does_not_report():
+    from swapsim.cli.run_cmd import diagnosis_summary
+    lines = diagnosis_summary({"workload_tasks": {"throttled": 3, "swapin_wait": 5},
+                               "longest_wait_s": {"throttled": 1.5, "swapin_wait": 2.25},
+                               "swap_io": {"requests_in_flight": 0, "congested": False,
+                                           "oldest_request_op": None}})
+    assert lines == ["workload tasks: 5 in swapin_wait (longest 2.25 s), 3 in throttled (longest 1.50 s)",
+                     "swap I/O: 0 requests allocated"]
+
+
 def test_arm_selects_one_arm(two_arms, tmp_path):
     doc = run_json("run", str(two_arms), "--arm", "b", "--out", str(tmp_path / "out"))
     assert [r["arm"] for r in doc["runs"]] == ["b"]

@@ -35,6 +35,45 @@ def resolve_scenario(pm: Any, scenario: str) -> tuple[str, dict[str, Any]]:
                      f"scenario ({names})")
 
 
+def _secs(x: Any) -> str:
+    return f"{x:.2f} s" if isinstance(x, (int, float)) else "?"
+
+
+def diagnosis_summary(d: dict[str, Any]) -> list[str]:
+    """The lockup diagnosis in a few lines: where the tasks wait, the kernel
+    threads, free pages against the floors, the stuck I/O.  The whole of it
+    (slab caches, the transport's own state) is in --json and --out."""
+    lines = []
+    longest = d.get("longest_wait_s", {})
+    tasks = d.get("workload_tasks", {})
+    if tasks:
+        lines.append("workload tasks: " + ", ".join(
+            f"{n} in {state} (longest {_secs(longest.get(state))})"
+            for state, n in sorted(tasks.items(), key=lambda kv: -kv[1])))
+    kthreads = d.get("kernel_threads", {})
+    if kthreads:
+        lines.append("kernel threads: " + ", ".join(
+            f"{comm} in {k.get('state')} for {_secs(k.get('since_s'))}" for comm, k in kthreads.items()))
+    zones = d.get("free_vs_floors", [])
+    if zones:
+        lines.append("free pages: " + "; ".join(
+            f"{z.get('zone')} {z.get('free')} (min {z.get('min')}, low {z.get('low')}, "
+            f"GFP_ATOMIC floor {z.get('atomic_3/8min')})" for z in zones))
+    io = d.get("swap_io", {})
+    if io:
+        line = f"swap I/O: {io.get('requests_in_flight')} requests allocated"
+        if io.get("congested"):
+            line += ", congested"
+        if io.get("oldest_request_op"):
+            line += (f"; the oldest, a {io['oldest_request_op']} of "
+                     f"{_secs(io.get('oldest_request_age_s'))}, waits for "
+                     f"{io.get('oldest_request_waits_for') or 'the device'}")
+        lines.append(line)
+    if "nr_writeback" in d:
+        lines.append(f"pages under writeback {d['nr_writeback']}, being read {d.get('nr_reading', 0)}")
+    return lines
+
+
 def comparison_table(name: str, runs: list[RunResult]) -> Table:
     table = Table(title=f"swapsim {name}", title_justify="left")
     table.add_column("", style="bold")
@@ -114,12 +153,17 @@ def run(
     if as_json:
         typer.echo(dumps(results))
         return
-    Console().print(comparison_table(name, results))
+    console = Console()
+    console.print(comparison_table(name, results))
     for r in results:
         if r.outcome != "completed":
-            Console().print(f"[bold]{r.arm}[/]: {r.outcome}: {r.message}")
+            # soft_wrap: one line each, whatever the width, for grep and copy
+            console.print(f"[bold]{r.arm}[/]: {r.outcome} at {r.elapsed_s:.1f} s: {r.message}",
+                          highlight=False, soft_wrap=True)
             if r.diagnosis:
-                Console().print_json(json.dumps(r.diagnosis))
+                for line in diagnosis_summary(r.diagnosis):
+                    console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+                console.print("  (the whole diagnosis: --json, or --out DIR)", highlight=False)
 
 
 __all__ = ["run", "ConfigError"]
