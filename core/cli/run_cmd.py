@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -158,7 +159,8 @@ def run(
     for r in results:
         if r.outcome != "completed":
             # soft_wrap: one line each, whatever the width, for grep and copy
-            console.print(f"[bold]{r.arm}[/]: {r.outcome} at {r.elapsed_s:.1f} s: {r.message}",
+            console.print(f"[bold]{escape(r.arm)}[/]: {r.outcome} at {r.elapsed_s:.1f} s: "
+                          f"{escape(r.message)}",
                           highlight=False, soft_wrap=True)
             if r.diagnosis:
                 for line in diagnosis_summary(r.diagnosis):
