@@ -65,11 +65,16 @@ class Cpus:
         self.kthread_time = 0.0
         self.softirq_time = 0.0
 
-    def run(self, task: Task, seconds: float, sys: bool) -> Generator[Event, object, None]:
-        """Consume ``seconds`` of CPU as ``task`` (sys or user time)."""
+    def run(self, task: Task, seconds: float, sys: bool, then_user: float = 0.0
+            ) -> Generator[Event, object, None]:
+        """Consume ``seconds`` of CPU as ``task`` (sys or user time), then
+        ``then_user`` seconds of user time in the same stretch on the CPU (a
+        fault and the user code that resumes after it)."""
         env = self.env
         timeslice = self.timeslice
         held = False
+        sys_s = seconds if sys else 0.0
+        seconds += then_user
         while seconds > 0:
             if held:
                 pass                    # still on its CPU from the last burst
@@ -89,10 +94,12 @@ class Cpus:
             self.busy_time += burst
             if task.kthread:
                 self.kthread_time += burst
-            elif sys:
-                task.sys_time += burst
             else:
-                task.user_time += burst
+                s_part = burst if burst < sys_s else sys_s
+                sys_s -= s_part
+                task.sys_time += s_part
+                if burst > s_part:
+                    task.user_time += burst - s_part
             # a negative-nice task keeps its CPU while only nice-0 tasks wait
             held = seconds > 0 and task.nice < 0 and not self.favoured
             if held:

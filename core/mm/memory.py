@@ -528,6 +528,8 @@ class MM:
         present = int(PG_PRESENT)
         resident = int(PG_RESIDENT)
         i = start
+        #: sys time of the fault just taken, run with the touch run after it
+        owed = 0.0
         while i < end:
             # n = the run of mapped pages at i, at most one timeslice of them.
             # Faults come every few pages, so look page by page first and let
@@ -551,7 +553,8 @@ class MM:
                     w <<= 2
             n = j - i
             if n:
-                yield from cpus.run(task, n * cost.touch_page, sys=False)
+                yield from cpus.run(task, owed, True, n * cost.touch_page)
+                owed = 0.0
                 if n <= 16:
                     for p in range(i, i + n):
                         mflags[p] |= _TOUCH
@@ -561,15 +564,21 @@ class MM:
                 self.pages_touched += n
                 i += n
                 continue
+            if owed:
+                yield from cpus.run(task, owed, sys=True)
+                owed = 0.0
             if mflags[i] & resident:
-                yield from self._fault_swapcache(task, i, end)
+                owed = yield from self._fault_swapcache(task, i, end)
             elif mslot[i] >= 0:
                 yield from self._fault_major(task, i)
             else:
-                yield from self._fault_zero(task, i, end)
+                owed = yield from self._fault_zero(task, i, end)
+        if owed:
+            yield from cpus.run(task, owed, sys=True)
 
-    def _fault_zero(self, task: "Task", i: int, end: int) -> Generator[Event, Any, None]:
-        """do_anonymous_page() for a run of ≤ 32 never-touched pages."""
+    def _fault_zero(self, task: "Task", i: int, end: int) -> Generator[Event, Any, float]:
+        """do_anonymous_page() for a run of ≤ 32 never-touched pages; returns
+        the fault's CPU time, which the caller runs with the writes after it."""
         ps = self.pages
         mflags = ps.mflags
         lim = min(end, i + 32)
@@ -588,11 +597,12 @@ class MM:
             mflags[p] |= _ZERO_FAULT
         self.lru_add(pages, active=True)
         self.ev["pgfault"] += k
-        yield from self.sim.cpus.run(task, k * (self.cost.fault_zero + self.cost.alloc_page), sys=True)
         task.set_state("running", self.env.now)
+        return k * (self.cost.fault_zero + self.cost.alloc_page)
 
-    def _fault_swapcache(self, task: "Task", i: int, end: int) -> Generator[Event, Any, None]:
-        """do_swap_page() hitting the swap cache, for a run of such pages."""
+    def _fault_swapcache(self, task: "Task", i: int, end: int) -> Generator[Event, Any, float]:
+        """do_swap_page() hitting the swap cache, for a run of such pages;
+        returns the faults' CPU time, run by the caller with the writes after."""
         ps = self.pages
         if ps.flags[i] & PG_LOCKED:
             task.set_state("swapin_wait", self.env.now)
@@ -602,23 +612,16 @@ class MM:
             if self.swap_io_errors:
                 self._check_read_error(i)
             task.set_state("running", self.env.now)
-            return  # the caller looks at the page again
+            return 0.0  # the caller looks at the page again
         mflags = ps.mflags
         lim = min(end, i + 64)
         j = i
         while j < lim and mflags[j] & (_RESIDENT | _PRESENT | _LOCKED) == _RESIDENT:
             j += 1
         k = j - i
-        yield from self.sim.cpus.run(task, k * self.cost.fault_minor, sys=True)
-        # the CPU burst may have let reclaim take some of these pages: recheck
-        lim = j
-        j = i
-        while j < lim and mflags[j] & (_RESIDENT | _PRESENT | _LOCKED) == _RESIDENT:
-            j += 1
-        k = j - i
-        if k:
-            self._map_write_list(range(i, j))
-            self.ev["pgfault"] += k
+        self._map_write_list(range(i, j))
+        self.ev["pgfault"] += k
+        return k * self.cost.fault_minor
 
     def _map_write_list(self, pages: Any) -> None:
         """Map swap-cache pages writable: reuse_swap_page() frees the slot
