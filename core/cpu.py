@@ -6,9 +6,11 @@ longer than the timeslice are cut and requeued, so 32 runnable tasks on 4 CPUs
 share them round-robin.  A task with a negative nice (nbd's thread sets -20)
 queues ahead of every nice-0 task and keeps its CPU while only those wait:
 under CFS its weight is 87 times theirs and a wake-up preempts them, so it
-waits for at most the timeslice that is running.  Time is charged to the
-task as user, sys, or — for kernel threads and softirq — kthread time,
-reported apart from the workload.
+waits for at most the timeslice that is running.  A fault's sys time and
+the user time of the writes that follow it are one request for the CPU
+(``then_user``): a task returning from a fault keeps its CPU.  Time is
+charged to the task as user, sys, or — for kernel threads and softirq —
+kthread time, reported apart from the workload.
 """
 
 from __future__ import annotations

@@ -49,3 +49,29 @@ def test_negative_nice_waiters_keep_their_own_order():
     runs = _run([0, -20, -20])
     # t1 (asked first) is served before t2; both before t0's second slice
     assert [name for name, _, _ in runs] == ["t1", "t2", "t0"]
+
+
+def test_a_fault_and_the_writes_after_it_share_one_stretch_on_the_cpu():
+    """run(..., then_user=u): the sys part first, then u of user time, with no
+    trip through the run queue in between; slices split the accounting."""
+    env = Environment()
+    cpus = Cpus(env, 1, timeslice=0.001)
+    task = Task(pid=1, comm="usemem-0")
+    other = Task(pid=2, comm="usemem-1")
+    order: list[str] = []
+
+    def faulting():
+        yield from cpus.run(task, 0.0015, True, then_user=0.0003)
+        order.append(f"t0 done at {env.now:.4f}")
+
+    def waiting():
+        yield env.timeout(1e-4)
+        yield from cpus.run(other, 0.0002, sys=False)
+        order.append(f"t1 done at {env.now:.4f}")
+
+    env.process(faulting())
+    env.process(waiting())
+    env.run()
+    # t0's first slice (1 ms of sys) ends, t1 runs 0.2 ms, then t0's last 0.8 ms
+    assert order == ["t1 done at 0.0012", "t0 done at 0.0020"]
+    assert task.sys_time == pytest.approx(0.0015) and task.user_time == pytest.approx(0.0003)
