@@ -8,7 +8,8 @@ counter, so simultaneous events are processed in the order they were scheduled
 — the same order on every run, which is what makes results byte-identical.
 
 An event due at the very time it is scheduled (a succeed(), a zero timeout, a
-NAPI re-poll: a sixth or more of all events) skips the heap: it joins a FIFO of events ready now.
+NAPI re-poll: a sixth or more of all events) skips the heap: it joins a FIFO
+of events ready now.
 Every heap entry due now was scheduled before the current time began, so it
 comes before anything in that FIFO: the loop drains the heap's entries due
 now first, then the FIFO, which is the heap's own order without its cost.
