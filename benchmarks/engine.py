@@ -39,6 +39,8 @@ import simpy
 from swapsim.engine import Environment
 
 DELAYS_PER_PROC = 1024  # the per-process delay list is cycled
+#: the default model (seed_full.py times SimPy on it as its machine reference)
+PROCS, UNTIL, REPEAT = 100, 20000.0, 3
 
 
 def make_delays(procs: int) -> list[list[float]]:
@@ -92,9 +94,9 @@ def bench(make_env, delays, until, repeat) -> tuple[float, list[int]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--procs", type=int, default=100)
-    p.add_argument("--until", type=float, default=20000.0)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--procs", type=int, default=PROCS)
+    p.add_argument("--until", type=float, default=UNTIL)
+    p.add_argument("--repeat", type=int, default=REPEAT)
     args = p.parse_args(argv)
     if args.procs < 1 or args.until <= 0 or args.repeat < 1:
         p.error("--procs, --until and --repeat must be positive")

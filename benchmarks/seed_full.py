@@ -55,8 +55,8 @@ def machine_reference() -> float:
     """Best-of-3 wall seconds of SimPy on engine.py's 100-process model."""
     sys.path.insert(0, str(Path(__file__).parent))
     import simpy
-    from engine import bench, make_delays
-    seconds, _ = bench(simpy.Environment, make_delays(100), 20000.0, 3)
+    from engine import PROCS, REPEAT, UNTIL, bench, make_delays
+    seconds, _ = bench(simpy.Environment, make_delays(PROCS), UNTIL, REPEAT)
     return seconds
 
 
