@@ -268,6 +268,9 @@ class NetConfig:
     sndbuf: Bytes | None = field(default=None, validator=_optional(_positive))
     #: TCP: segments per delayed ACK, RTO bounds, retransmissions before reset
     delayed_ack: int = field(default=2, validator=_positive)
+    #: how long a receiver holds an ACK of less than ``delayed_ack`` segments
+    #: for data of its own to carry it (TCP_ATO_MIN, HZ/25)
+    ato: Seconds = field(default=Seconds(0.04), validator=_positive)
     rto_min: Seconds = field(default=Seconds(0.2), validator=_positive)
     rto_max: Seconds = field(default=Seconds(120.0), validator=_positive)
     max_retries: int = field(default=15, validator=_positive)

@@ -18,7 +18,8 @@ What is modelled, and at which grain:
   (``pfmemalloc_drop``); while a marked skb is processed the softirq runs with
   PF_MEMALLOC, so the ACK it sends may use the reserve too.
 - **TCP** per direction, at segment grain: MSS-sized segments sent as
-  bursts, cumulative ACKs (one per ``delayed_ack`` segments), in-order
+  bursts, cumulative ACKs (one per ``delayed_ack`` segments; a rest is
+  delayed up to ``ato`` and rides on the peer's next data segment), in-order
   delivery (a segment after a hole is discarded: go-back-N, no SACK), a
   retransmission timer from ``rto_min`` doubling to ``rto_max``, and a reset
   after ``max_retries`` retransmissions of the same data.
@@ -187,7 +188,7 @@ class Burst:
     NAPI takes bursts whole or splits them at its budget.
     """
 
-    __slots__ = ("flow", "sock", "n", "seq", "acks", "bufs")
+    __slots__ = ("flow", "sock", "n", "seq", "acks", "bufs", "piggy_flow", "piggy")
 
     def __init__(self, flow: "_RetransmitTimer | None", sock: Socket, n: int, seq: int = -1,
                  acks: list[int] | None = None) -> None:
@@ -197,11 +198,16 @@ class Burst:
         self.seq = seq
         self.acks = acks
         self.bufs: list[Any] = []
+        #: a data burst's segments also carry the peer's cumulative ACK of the
+        #: other direction (``piggy`` for ``piggy_flow``), or None
+        self.piggy_flow: "_RetransmitTimer | None" = None
+        self.piggy = 0
 
     def split(self, k: int) -> "Burst":
         """Take the first ``k`` packets off into a burst of their own."""
         head = Burst(self.flow, self.sock, k, self.seq,
                      None if self.acks is None else self.acks[:k])
+        head.piggy_flow, head.piggy = self.piggy_flow, self.piggy
         head.bufs = self.bufs[:k]
         del self.bufs[:k]
         if self.acks is not None:
@@ -416,6 +422,9 @@ class TcpFlow(_RetransmitTimer):
         self.rcv_nxt = 0
         self.acked_seen = 0        # highest ACK the server has received
         self.window_closed = False
+        #: the other direction of the connection: the server's segments
+        #: carry its pending ACK of our data (set by the transport)
+        self.reverse: "TxFlow | None" = None
         self.stats = {"segments_sent": 0, "retransmits": 0, "ooo_dropped": 0, "timeouts": 0,
                       "ack_alloc_failed": 0}
 
@@ -444,6 +453,10 @@ class TcpFlow(_RetransmitTimer):
 
     def _send(self, start: int, n: int) -> None:
         burst = Burst(self, self.sock, n, seq=start)
+        rev = self.reverse
+        if rev is not None and rev.srv_unacked:
+            burst.piggy_flow, burst.piggy = rev, rev.srv_rcv
+            rev.srv_unacked = 0
         self.stats["segments_sent"] += n
         self.net.down.send(n * (self.mss + 52), lambda: self.net.nic.receive(burst))
         if self.timer is None:
@@ -500,8 +513,14 @@ class TcpFlow(_RetransmitTimer):
 
 class TxFlow(_RetransmitTimer):
     """Data from us to the server (requests).  The server never drops; its
-    cumulative ACKs (one per ``delayed_ack`` segments) come back through our
-    rx ring and can be lost there.
+    cumulative ACKs come back through our rx ring and can be lost there.
+
+    The server's TCP ACKs at once when more than ``delayed_ack - 1`` full
+    segments are unacknowledged (__tcp_ack_snd_check(): every second full
+    segment of a write).  Less (a read request's one small segment) waits:
+    the ACK rides on the next segment the server sends us (a reply), or
+    goes alone ``ato`` after the first unacknowledged byte (the delayed-ACK
+    timer, TCP_ATO_MIN).
 
     ``window`` is what the server's socket accepts before its application
     reads it (the advertised receive window).  A server slower than the link
@@ -525,6 +544,12 @@ class TxFlow(_RetransmitTimer):
         self.window = window
         self.in_peer = 0           # bytes sent that the server's application has not read
         self.unsent: deque[tuple[int, Callable[[], None]]] = deque()
+        # the server's receiving side: its rcv_nxt, the bytes it has not
+        # ACKed yet and since when, and whether its delayed-ACK timer is queued
+        self.srv_rcv = 0
+        self.srv_unacked = 0
+        self.srv_unacked_since = 0.0
+        self.delack_queued = False
         self.stats = {"segments_sent": 0, "retransmits": 0, "timeouts": 0, "window_closed": 0}
 
     def send(self, nbytes: int, on_acked: Callable[[], None]) -> None:
@@ -552,18 +577,57 @@ class TxFlow(_RetransmitTimer):
         self.unacked.append((self.snd_nxt, on_acked))
         self.stats["segments_sent"] += n
         end = self.snd_nxt
-        self.net.up.send(nbytes + 52 * n, lambda: self.server_received(start, end))
+        self.net.up.send(nbytes + 52 * n, lambda: self.server_received(start, end, nbytes))
         if self.timer is None:
             self._arm()
 
-    def server_received(self, start: int, end: int) -> None:
-        """The server ACKs every ``delayed_ack`` segments of what just arrived."""
-        d = self.net.cfg.delayed_ack
-        acks = list(range(start + d, end, d))
-        acks.append(end)
-        burst = Burst(self, self.sock, len(acks), acks=acks)
-        self.net.down.send(64 * len(acks), lambda: self.net.nic.receive(burst))
+    def server_received(self, start: int, end: int, nbytes: int) -> None:
+        """Segments [start, end) of a message of ``nbytes`` reached the server:
+        it ACKs each time more than ``delayed_ack - 1`` full segments' bytes
+        are unacknowledged, and delays the ACK of any rest."""
+        mss = self.mss
+        limit = (self.net.cfg.delayed_ack - 1) * mss
+        u = self.srv_unacked
+        n = end - start
+        acks: list[int] = []
+        if n > 1:
+            # the full segments: the first ACK once u + k·mss > limit, then
+            # one per delayed_ack segments
+            k = (limit - u) // mss + 1
+            if k < n:
+                acks = list(range(start + k, end, limit // mss + 1))
+                u = (end - 1 - acks[-1]) * mss
+            else:
+                u += (n - 1) * mss
+        u += nbytes - (n - 1) * mss         # the last segment
+        if u > limit:
+            acks.append(end)
+            u = 0
+        self.srv_rcv = end
+        if u and not self.srv_unacked:
+            self.srv_unacked_since = self.env.now
+        self.srv_unacked = u
+        if acks:
+            burst = Burst(self, self.sock, len(acks), acks=acks)
+            self.net.down.send(64 * len(acks), lambda: self.net.nic.receive(burst))
+        if u and not self.delack_queued:
+            self.delack_queued = True
+            self.env.call_later(self.net.cfg.ato, self._delack)
         self.net.server_got(start, end)
+
+    def _delack(self) -> None:
+        """The server's delayed-ACK timer: ACK what no segment of its has carried."""
+        self.delack_queued = False
+        if not self.srv_unacked or self.reset:
+            return
+        due = self.srv_unacked_since + self.net.cfg.ato
+        if due > self.env.now:          # ACKed since, and a newer byte waits
+            self.delack_queued = True
+            self.env.call_at(due, self._delack)
+            return
+        self.srv_unacked = 0
+        burst = Burst(self, self.sock, 1, acks=[self.srv_rcv])
+        self.net.down.send(64, lambda: self.net.nic.receive(burst))
 
     def outstanding(self) -> bool:
         return self.snd_una < self.snd_nxt
@@ -721,6 +785,7 @@ class NetStack:
             one = Burst(burst.flow, burst.sock, 1,
                         burst.seq + i if burst.seq >= 0 else -1,
                         None if burst.acks is None else [burst.acks[i]])
+            one.piggy_flow, one.piggy = burst.piggy_flow, burst.piggy
             one.bufs = [buf]
             self._deliver(one, 0, touched)
 
@@ -734,6 +799,8 @@ class NetStack:
             self.rx.free_bulk(bufs, self.softirq_ctx)
             flow.ack(max(burst.acks))
             return
+        if burst.piggy_flow is not None:    # tcp_ack() before tcp_data_queue()
+            burst.piggy_flow.ack(burst.piggy)
         skip = flow.accept(burst.seq, burst.n)
         touched[flow] = touched.get(flow, 0) | pfm
         if skip:

@@ -171,6 +171,75 @@ def test_delayed_acks_one_per_two_segments(pm):
     assert tx.snd_una == tx.snd_nxt == 10
 
 
+def _watched_sim(pm, **sets):
+    """An NBD machine whose NIC records (time, packets, ACK-only?) per burst,
+    with raw segments (no NBD request behind them)."""
+    got = []
+
+    class Watched(Nic):
+        def receive(self, burst):
+            got.append((self.env.now, burst.n, burst.acks is not None))
+            super().receive(burst)
+    sim = _net_sim(pm, nic=Watched, **sets)
+    sim.transport.net.server_got = lambda a, b: None
+    return sim, got
+
+
+def test_a_small_request_is_acked_by_the_delayed_ack_timer(pm):
+    """One segment of 28 bytes (an NBD read request) is not ACKed on arrival:
+    with no data going our way, the ACK leaves ``ato`` later, alone."""
+    sim, got = _watched_sim(pm)
+    tx = sim.transport.tx_flow
+    cfg = sim.config.net
+    t0 = sim.env.now
+    tx.send(28, lambda: None)
+    sim.env.run(until=t0 + 0.03)
+    assert got == [] and tx.snd_una == 0
+    sim.env.run(until=t0 + 0.1)
+    assert [(n, ack) for _, n, ack in got] == [(1, True)]
+    # at the server: arrival (rtt/2 plus wire time), then ato
+    assert got[0][0] == pytest.approx(t0 + cfg.rtt + cfg.ato, abs=1e-3)
+    assert tx.snd_una == 1
+    # two small requests in a row are still less than one full segment
+    tx.send(28, lambda: None)
+    tx.send(28, lambda: None)
+    sim.env.run(until=sim.env.now + 0.02)
+    assert len(got) == 1
+
+
+def test_the_reply_carries_the_ack_of_its_request(pm):
+    """Data the server sends within ``ato`` carries the pending ACK: no ACK
+    packet reaches our rx ring, and the request's skbs go when the reply
+    arrives."""
+    sim, got = _watched_sim(pm)
+    tx, rx = sim.transport.tx_flow, sim.transport.rx_flow
+    t0 = sim.env.now
+    acked = []
+    tx.send(28, lambda: acked.append(sim.env.now))
+    sim.env.run(until=t0 + sim.config.net.rtt)     # the request is at the server
+    rx.queue_message(4096 + 16)                     # the server replies
+    sim.env.run(until=t0 + 0.2)
+    assert [ack for _, _, ack in got] == [False]    # one burst: the reply's segments
+    assert acked and acked[0] == pytest.approx(got[0][0], abs=1e-3)
+    assert tx.snd_una == 1
+
+
+@pytest.mark.parametrize("delayed_ack,packets", [(2, [2]), (1, [1, 3])])
+def test_quick_acks_count_the_bytes_left_unacked(pm, delayed_ack, packets):
+    """A delayed small segment counts towards the next quick ACK: 28 bytes
+    pending, then three full segments, ACKed after the first and the third
+    (every second full segment's worth).  With delayed_ack 1 each segment
+    is ACKed on arrival."""
+    sim, got = _watched_sim(pm, **{"net.delayed_ack": delayed_ack})
+    tx = sim.transport.tx_flow
+    tx.send(28, lambda: None)
+    sim.env.run(until=sim.env.now + 0.001)
+    tx.send(3 * 1448, lambda: None)
+    sim.env.run(until=sim.env.now + 0.01)
+    assert [n for _, n, _ in got] == packets
+    assert tx.snd_una == tx.snd_nxt == 4
+
+
 def test_tcp_in_order_delivery_drops_after_a_hole(pm):
     sim = _net_sim(pm)
     flow: TcpFlow = sim.transport.rx_flow
@@ -209,12 +278,15 @@ def test_a_closed_window_holds_messages_until_the_server_reads(pm):
     acked = []
     for i in range(4):
         tx.send(1448, lambda i=i: acked.append(i))
+    # three fit the window; the fourth waits in our queue.  The server ACKs
+    # the first two on arrival, the third by its delayed-ACK timer
     sim.env.run(until=sim.env.now + 0.01)
-    # three fit the window and are ACKed on arrival; the fourth waits in our queue
+    assert acked == [0, 1]
+    sim.env.run(until=sim.env.now + 0.05)
     assert acked == [0, 1, 2]
     assert tx.snd_nxt == 3 and len(tx.unsent) == 1 and tx.stats["window_closed"] == 1
     tx.consumed(1448)                                  # the server read one message
-    sim.env.run(until=sim.env.now + 0.01)
+    sim.env.run(until=sim.env.now + 0.05)
     assert acked == [0, 1, 2, 3] and not tx.unsent
     # a message larger than the whole window still goes when nothing is in flight
     tx.consumed(3 * 1448)

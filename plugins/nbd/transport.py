@@ -68,6 +68,7 @@ class Nbd(SwapTransport):
         self.sock.data_ready = self.reply_wait.wake_up_all
         self.rx_flow = TcpFlow(self.net, self.sock, self._reset)
         self.tx_flow = TxFlow(self.net, self.sock, self._reset, window=self.opts.server_window)
+        self.rx_flow.reverse = self.tx_flow     # one connection: replies carry the server's ACKs
         self.net.server_got = self._server_got
         self.sg = cfg.tx_sg
         # an MSS-sized linear skb takes what an rx buffer takes; a GSO head
