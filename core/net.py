@@ -454,7 +454,7 @@ class TcpFlow(_RetransmitTimer):
     def _send(self, start: int, n: int) -> None:
         burst = Burst(self, self.sock, n, seq=start)
         rev = self.reverse
-        if rev is not None and rev.srv_unacked:
+        if rev is not None:         # every segment carries the server's rcv_nxt
             burst.piggy_flow, burst.piggy = rev, rev.srv_rcv
             rev.srv_unacked = 0
         self.stats["segments_sent"] += n
