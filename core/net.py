@@ -198,8 +198,8 @@ class Burst:
         self.seq = seq
         self.acks = acks
         self.bufs: list[Any] = []
-        #: a data burst's segments also carry the peer's cumulative ACK of the
-        #: other direction (``piggy`` for ``piggy_flow``), or None
+        #: a data burst's segments also carry the sender's cumulative ACK of
+        #: the other direction: ``piggy`` for ``piggy_flow`` (None: no ACK)
         self.piggy_flow: "_RetransmitTimer | None" = None
         self.piggy = 0
 
@@ -422,8 +422,8 @@ class TcpFlow(_RetransmitTimer):
         self.rcv_nxt = 0
         self.acked_seen = 0        # highest ACK the server has received
         self.window_closed = False
-        #: the other direction of the connection: the server's segments
-        #: carry its pending ACK of our data (set by the transport)
+        #: the other direction of the connection: each segment the server
+        #: sends carries its ACK of our data (set by the transport)
         self.reverse: "TxFlow | None" = None
         self.stats = {"segments_sent": 0, "retransmits": 0, "ooo_dropped": 0, "timeouts": 0,
                       "ack_alloc_failed": 0}
@@ -604,7 +604,7 @@ class TxFlow(_RetransmitTimer):
             acks.append(end)
             u = 0
         self.srv_rcv = end
-        if u and not self.srv_unacked:
+        if u and (acks or not self.srv_unacked):     # the rest waits from now
             self.srv_unacked_since = self.env.now
         self.srv_unacked = u
         if acks:
