@@ -155,22 +155,6 @@ def test_reset_fails_outstanding_requests_with_eio(pm):
     assert nbd.dead
 
 
-def test_delayed_acks_one_per_two_segments(pm):
-    got = []
-
-    class Watched(Nic):
-        def receive(self, burst):
-            got.append(burst.n)
-            super().receive(burst)
-    sim = _net_sim(pm, nic=Watched)
-    tx = sim.transport.tx_flow
-    sim.transport.net.server_got = lambda a, b: None
-    tx.send(10 * 1448, lambda: None)
-    sim.env.run(until=sim.env.now + 0.01)
-    assert got == [5]
-    assert tx.snd_una == tx.snd_nxt == 10
-
-
 def _watched_sim(pm, **sets):
     """An NBD machine whose NIC records (time, packets, ACK-only?) per burst,
     with raw segments (no NBD request behind them)."""
@@ -183,6 +167,15 @@ def _watched_sim(pm, **sets):
     sim = _net_sim(pm, nic=Watched, **sets)
     sim.transport.net.server_got = lambda a, b: None
     return sim, got
+
+
+def test_delayed_acks_one_per_two_segments(pm):
+    sim, got = _watched_sim(pm)
+    tx = sim.transport.tx_flow
+    tx.send(10 * 1448, lambda: None)
+    sim.env.run(until=sim.env.now + 0.01)
+    assert [n for _, n, _ in got] == [5]
+    assert tx.snd_una == tx.snd_nxt == 10
 
 
 def test_a_small_request_is_acked_by_the_delayed_ack_timer(pm):
@@ -238,6 +231,23 @@ def test_quick_acks_count_the_bytes_left_unacked(pm, delayed_ack, packets):
     sim.env.run(until=sim.env.now + 0.01)
     assert [n for _, n, _ in got] == packets
     assert tx.snd_una == tx.snd_nxt == 4
+
+
+def test_a_rest_left_by_a_quick_ack_waits_ato_from_then(pm):
+    """A quick ACK stops the delayed-ACK timer; a rest it leaves waits a
+    full ``ato`` from its own arrival, not from the older byte it ACKed."""
+    sim, got = _watched_sim(pm)
+    tx = sim.transport.tx_flow
+    rtt, ato = sim.config.net.rtt, sim.config.net.ato
+    t0 = sim.env.now
+    tx.send(28, lambda: None)                 # pending from t0 + rtt/2
+    sim.env.run(until=t0 + 0.03)
+    tx.send(1448 + 100, lambda: None)         # 28 + 1448 > one segment: ACK; 100 left
+    sim.env.run(until=t0 + 0.2)
+    assert [(n, ack) for _, n, ack in got] == [(1, True), (1, True)]
+    assert got[0][0] == pytest.approx(t0 + 0.03 + rtt, abs=1e-3)
+    assert got[1][0] == pytest.approx(t0 + 0.03 + rtt + ato, abs=1e-3)
+    assert tx.snd_una == tx.snd_nxt == 3
 
 
 def test_tcp_in_order_delivery_drops_after_a_hole(pm):
