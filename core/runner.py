@@ -27,7 +27,9 @@ keep their type and message; other exceptions carry the worker's traceback
 as ``__cause__``), after the arms before it were delivered to ``on_result``.
 On any exception — ``KeyboardInterrupt`` included — queued arms are
 cancelled and the workers terminated (their arms' results would be discarded
-anyway), so no process outlives the call.
+anyway), so no process outlives the call.  If the parent dies without an
+exception (SIGTERM, SIGKILL: a job scheduler's limit, ``kill``), each worker
+notices at its arm's next progress step that it has a new parent and exits.
 """
 
 from __future__ import annotations
@@ -255,7 +257,7 @@ def _init_worker(plugins: PluginOptions, stop: Any, reports: Any, log_level: int
             wrapper_class=structlog.make_filtering_bound_logger(log_level),
             logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         )
-    _WORKER.update(plugins=plugins, stop=stop, reports=reports, pm=None)
+    _WORKER.update(plugins=plugins, stop=stop, reports=reports, pm=None, parent=os.getppid())
 
 
 def _worker_pm() -> SwapsimPluginManager:
@@ -267,13 +269,15 @@ def _worker_pm() -> SwapsimPluginManager:
 
 
 def _run_one(index: int, name: str, config_data: dict[str, Any]) -> Any:
-    stop, reports = _WORKER["stop"], _WORKER["reports"]
+    stop, reports, parent = _WORKER["stop"], _WORKER["reports"], _WORKER["parent"]
     last = 0.0
 
     def report(now: float, frac: float) -> None:
         nonlocal last
         if stop.is_set():
             raise _Stopped("stopped by the parent process")
+        if os.getppid() != parent:
+            os._exit(1)     # orphaned: nobody is left to take the result
         if reports is not None:
             t = time.monotonic()
             if t - last >= 1.0 / REPORTS_PER_SECOND:

@@ -777,27 +777,35 @@ def alive(pid: int) -> bool:
     return False
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_ctrl_c_leaves_no_worker_behind(tmp_path):
+def _long_run_with_workers(tmp_path, **popen):
+    """``swapsim run -j 2`` of two arms long enough to be killed midway, in
+    a session of its own; returns it once its workers run, and their pids."""
     path = tmp_path / "long.toml"
-    # minutes of work even compiled: the run must still be going at the Ctrl-C
+    # minutes of work even compiled: the run must still be going when killed
     path.write_text(TWO_ARMS.replace('"32MiB"', '"2GiB"').replace("passes = 1", "passes = 50"))
     code = "import sys; sys.argv[0] = 'swapsim'; from swapsim.cli import main; main()"
     env = {k: v for k, v in os.environ.items() if k not in UNSET}
-    children: set[int] = set()
+    proc = subprocess.Popen([sys.executable, "-c", code, "run", str(path), "-j", "2"],
+                            env=env, start_new_session=True, **popen)
+    deadline = time.monotonic() + 60
+    while len(children := children_of(proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)  # two workers and multiprocessing's resource tracker
+    if len(children) < 3:
+        proc.kill()
+        proc.wait()
+        pytest.fail("the workers did not start")
+    time.sleep(1.0)
+    return proc, children | children_of(proc.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_ctrl_c_leaves_no_worker_behind(tmp_path):
     # a shell without job control starts background jobs with SIGINT ignored, and
     # Python keeps an inherited SIG_IGN: give the child a terminal's default
-    proc = subprocess.Popen([sys.executable, "-c", code, "run", str(path), "-j", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc, children = _long_run_with_workers(
+        tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.monotonic() + 60
-        while len(children := children_of(proc.pid)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)  # two workers and multiprocessing's resource tracker
-        assert len(children) >= 3, "the workers did not start"
-        time.sleep(1.0)
-        children |= children_of(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C at a terminal does
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err  # as without --jobs
@@ -805,6 +813,27 @@ def test_ctrl_c_leaves_no_worker_behind(tmp_path):
         deadline = time.monotonic() + 10
         while any(alive(c) for c in children) and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert not [c for c in children if alive(c)]
+    finally:  # whatever failed, leave nothing running
+        proc.kill()
+        proc.wait()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    """SIGKILL (or SIGTERM) leaves the parent no chance to stop its workers:
+    they notice the new parent at their next progress step and exit."""
+    proc, children = _long_run_with_workers(tmp_path, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+    try:
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert not [c for c in children if alive(c)]
     finally:  # whatever failed, leave nothing running
         proc.kill()
