@@ -798,6 +798,23 @@ def _long_run_with_workers(tmp_path, **popen):
     return proc, children | children_of(proc.pid)
 
 
+def _alive_after(pids: set[int], seconds: float) -> list[int]:
+    """Those of ``pids`` still running ``seconds`` from now (or once none is)."""
+    deadline = time.monotonic() + seconds
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def _leave_nothing_running(proc, children: set[int]) -> None:
+    """Whatever a test found, kill the run and any worker left."""
+    proc.kill()
+    proc.wait()
+    for pid in children:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_ctrl_c_leaves_no_worker_behind(tmp_path):
     # a shell without job control starts background jobs with SIGINT ignored, and
@@ -810,16 +827,9 @@ def test_ctrl_c_leaves_no_worker_behind(tmp_path):
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err  # as without --jobs
         assert "Traceback" not in err
-        deadline = time.monotonic() + 10
-        while any(alive(c) for c in children) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [c for c in children if alive(c)]
-    finally:  # whatever failed, leave nothing running
-        proc.kill()
-        proc.wait()
-        for pid in children:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        assert not _alive_after(children, 10)
+    finally:
+        _leave_nothing_running(proc, children)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
@@ -831,16 +841,9 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
     try:
         proc.kill()
         proc.wait()
-        deadline = time.monotonic() + 30
-        while any(alive(c) for c in children) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [c for c in children if alive(c)]
-    finally:  # whatever failed, leave nothing running
-        proc.kill()
-        proc.wait()
-        for pid in children:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        assert not _alive_after(children, 30)
+    finally:
+        _leave_nothing_running(proc, children)
 
 
 def test_run_arms_keeps_arm_order_and_config_errors():
