@@ -608,8 +608,7 @@ class TxFlow(_RetransmitTimer):
             self.srv_unacked_since = self.env.now
         self.srv_unacked = u
         if acks:
-            burst = Burst(self, self.sock, len(acks), acks=acks)
-            self.net.down.send(64 * len(acks), lambda: self.net.nic.receive(burst))
+            self._server_acks(acks)
         if u and not self.delack_queued:
             self.delack_queued = True
             self.env.call_later(self.net.cfg.ato, self._delack)
@@ -626,8 +625,12 @@ class TxFlow(_RetransmitTimer):
             self.env.call_at(due, self._delack)
             return
         self.srv_unacked = 0
-        burst = Burst(self, self.sock, 1, acks=[self.srv_rcv])
-        self.net.down.send(64, lambda: self.net.nic.receive(burst))
+        self._server_acks([self.srv_rcv])
+
+    def _server_acks(self, acks: list[int]) -> None:
+        """The server sends pure ACK packets, one per cumulative ACK in ``acks``."""
+        burst = Burst(self, self.sock, len(acks), acks=acks)
+        self.net.down.send(64 * len(acks), lambda: self.net.nic.receive(burst))
 
     def outstanding(self) -> bool:
         return self.snd_una < self.snd_nxt

@@ -791,8 +791,7 @@ def _long_run_with_workers(tmp_path, **popen):
     while len(children := children_of(proc.pid)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)  # two workers and multiprocessing's resource tracker
     if len(children) < 3:
-        proc.kill()
-        proc.wait()
+        _leave_nothing_running(proc, children)
         pytest.fail("the workers did not start")
     time.sleep(1.0)
     return proc, children | children_of(proc.pid)
