@@ -1,0 +1,64 @@
+"""benchmarks/seed_check.py judges the seed runs by issue 3's targets."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "seed_check", Path(__file__).parent.parent / "benchmarks" / "seed_check.py")
+assert _spec is not None and _spec.loader is not None
+seed_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(seed_check)
+
+
+def _runs(base=400.0, patched=300.0, base_sys=9.0, patched_sys=8.0, lockup=121.0, wall=30.0):
+    def run(outcome, elapsed, sys_s):
+        return {"outcome": outcome, "elapsed_s": elapsed, "sys_s": sys_s, "wall_s": wall}
+    return {"vanilla-slab": run("completed", base, base_sys),
+            "vanilla-slub": run("lockup", lockup, 0.1),
+            "swapnbd-slab": run("completed", patched, patched_sys),
+            "swapnbd-slub": run("completed", 310.0, 8.0)}
+
+
+def _verdicts(scenario, runs, wall=40.0):
+    return {name: ok for name, ok, _ in seed_check.check(scenario, 1, runs, wall)}
+
+
+def test_the_seeds_result_passes():
+    assert all(_verdicts("seed", _runs()).values())
+    assert all(_verdicts("seed-full", _runs()).values())
+
+
+@pytest.mark.parametrize("patched, ok", [(219.0, False), (220.0, True), (340.0, True), (341.0, False)])
+def test_the_elapsed_ratio_must_lie_in_the_band(patched, ok):
+    assert _verdicts("seed", _runs(base=400.0, patched=patched))["elapsed ratio"] is ok
+
+
+def test_sys_must_drop():
+    assert _verdicts("seed", _runs(patched_sys=9.0))["Sys ratio"] is False
+
+
+def test_a_late_lockup_or_a_missing_one_fails():
+    assert _verdicts("seed", _runs(lockup=601.0))["outcomes"] is False
+    runs = _runs()
+    runs["vanilla-slub"]["outcome"] = "completed"
+    assert _verdicts("seed", runs)["outcomes"] is False
+    runs = _runs()
+    runs["swapnbd-slub"]["outcome"] = "lockup"
+    assert _verdicts("seed", runs)["outcomes"] is False
+
+
+def test_wall_targets_are_per_command_at_256_mib_and_per_arm_at_2_gib():
+    assert _verdicts("seed", _runs(), wall=61.0)["wall, four arms"] is False
+    assert _verdicts("seed-full", _runs(wall=121.0), wall=30.0)["wall, each arm"] is False
+    assert _verdicts("seed-full", _runs(wall=119.0), wall=500.0)["wall, each arm"] is True
+
+
+def test_the_table_gives_ratios_and_leaves_lockups_blank():
+    lines = seed_check.table("seed", {1: _runs(), 2: _runs(patched=320.0)})
+    assert lines[2] == "| outcome | completed | lockup at 121 s / lockup at 121 s | completed | completed |"
+    assert "300.0 / 320.0 (0.750 / 0.800)" in lines[4]
+    assert lines[4].split(" | ")[2] == ""
