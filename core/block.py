@@ -14,6 +14,16 @@ and each task woken, may take a batch of up to 32 more within 20 ms (at most
 nr_requests is a hard limit.  Requests hold at most ``max_pages`` contiguous
 slots.
 
+Each page of a request has its bio and each request its struct request,
+slab objects from mempools as in 3.6 (``bio-0`` through fs_bio_set,
+``blkdev_requests`` through the request list's pool): allocated by the
+submitting task before and after get_request(), freed when the request
+completes.  A mempool never dips into the emergency reserves
+(__GFP_NOMEMALLOC): when the slab fails at the MIN watermark the pool's
+few set-aside elements are used, and after those the task sleeps until an
+element comes back (or 5 s), which is how reclaim that writes swap is
+held up when nothing completes.
+
 A :class:`SwapTransport` (a plugin) takes requests off the queue and
 completes them; it never touches page state itself.
 """
@@ -26,6 +36,8 @@ import numpy as np
 
 from ._mypyc import mypyc_attr
 from .engine import Event, WaitQueue
+from .mm import gfp as G
+from .slab import AllocContext, task_context
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cpu import Task
@@ -39,6 +51,17 @@ EIO: Final = 5
 #: BLK_BATCH_TIME (HZ/50), up to 3/2 × nr_requests
 BLK_BATCH_REQ: Final = 32
 BLK_BATCH_TIME: Final = 0.02
+#: mempool_create() sizes: fs_bio_set's BIO_POOL_SIZE, a request list's BLKDEV_MIN_RQ
+BIO_POOL_SIZE: Final = 2
+BLKDEV_MIN_RQ: Final = 4
+#: mempool_alloc() sleeps io_schedule_timeout(5*HZ) at most before it tries again
+MEMPOOL_WAIT: Final = 5.0
+#: "bio-0": struct bio with BIO_INLINE_VECS bio_vecs (168 bytes), cache-line aligned
+BIO_SIZE: Final = 192
+#: "blkdev_requests": sizeof(struct request) on x86_64
+REQUEST_SIZE: Final = 344
+#: the mempool_alloc() attempt before the pool: no sleeping, no I/O, no reserves
+_MEMPOOL_GFP: Final = G.GFP_NOMEMALLOC | G.GFP_NORETRY | G.GFP_NOWARN
 
 
 class Request:
@@ -58,10 +81,63 @@ class Request:
         self.dispatch_time = -1.0
         #: set by the transport: what the request waits for, for lockup diagnosis
         self.waiting_for = ""
+        #: its slab objects: one bio per page, its struct request (-1: none)
+        self.bios: list[int] = []
+        self.rq_obj = -1
 
     @property
     def nbytes(self) -> int:
         return len(self.slots) * 4096
+
+
+class Mempool:
+    """mempool_t over a slab cache: ``min_nr`` elements set aside at creation
+    for when the slab allocator fails."""
+
+    def __init__(self, env: Any, slab: Any, cache: int, min_nr: int, name: str) -> None:
+        self.env = env
+        self.slab = slab
+        self.cache = cache
+        self.min_nr = min_nr
+        self.reserve: list[int] = slab.alloc_bulk(cache, G.GFP_KERNEL, AllocContext(), min_nr)
+        self.wait = WaitQueue(env, f"{name}.mempool_wait")
+        #: sleeps of mempool_alloc() for an element to come back
+        self.waits = 0
+
+    def alloc(self, task: "Task | None", gfp: int, n: int,
+              ctx: AllocContext) -> Generator[Event, Any, list[int]]:
+        """``n`` mempool_alloc() calls in a row.  Each tries the slab without
+        sleeping, I/O or reserves, then the pool; with both empty and
+        __GFP_WAIT the task sleeps until an element is freed (or 5 s) and
+        tries again.  (After such a sleep the kernel's retry may enter direct
+        reclaim, once, for a task outside PF_MEMALLOC; the model retries
+        without: the tasks that write swap are in reclaim already.)"""
+        out: list[int] = []
+        slab, cache = self.slab, self.cache
+        first_gfp = (gfp | _MEMPOOL_GFP) & ~(G.GFP_WAIT | G.GFP_IO)
+        while True:
+            out += slab.alloc_bulk(cache, first_gfp, ctx, n - len(out))
+            if len(out) == n:
+                return out
+            if self.reserve:
+                out.append(self.reserve.pop())
+                continue
+            if not gfp & G.GFP_WAIT:
+                return out
+            self.waits += 1
+            if task is not None:
+                task.set_state("mempool_wait", self.env.now)
+            yield self.wait.wait(MEMPOOL_WAIT)
+
+    def free(self, objs: list[int], ctx: AllocContext) -> None:
+        """mempool_free() of each: refill the pool (waking its sleepers), the rest to the slab."""
+        room = self.min_nr - len(self.reserve)
+        if room > 0 and objs:
+            self.reserve += objs[:room]
+            objs = objs[room:]
+            self.wait.wake_up_all()
+        if objs:
+            self.slab.free_bulk(self.cache, objs, ctx)
 
 
 class RequestQueue:
@@ -86,6 +162,17 @@ class RequestQueue:
         self.dispatch: Callable[[Request], None] | None = None  # set by the transport
         self.completed = [0, 0]
         self.errors = 0
+        slab = sim.slab
+        self.bio_pool: Mempool | None = None
+        self.rq_pool: Mempool | None = None
+        if slab is not None:
+            self.bio_pool = Mempool(self.env, slab, sim.kmem_cache("bio-0", BIO_SIZE),
+                                    BIO_POOL_SIZE, "fs_bio_set")
+            self.rq_pool = Mempool(self.env, slab, sim.kmem_cache("blkdev_requests", REQUEST_SIZE),
+                                   BLKDEV_MIN_RQ, f"{name}.rq_pool")
+        #: where completions free their bios and requests (the block softirq
+        #: on CPU 0); a transport that completes in a task passes its context
+        self.irq_ctx = AllocContext(softirq=True)
 
     def submit(self, task: "Task | None", op: int, slots: Any, pages: Any,
                on_done: Callable[[Request], None]) -> Generator[Event, Any, None]:
@@ -98,10 +185,17 @@ class RequestQueue:
         # Python ints: numpy scalars cost ~10x per compare
         sl: list[int] = slots if isinstance(slots, list) else slots.tolist()
         max_pages = self.max_pages
+        bio_pool, rq_pool = self.bio_pool, self.rq_pool
+        ctx = self.irq_ctx if task is None else task_context(task)
+        # swap_writepage() allocates its bios GFP_NOIO, swap_readpage() GFP_KERNEL
+        bio_gfp = G.GFP_NOIO if op == WRITE else G.GFP_KERNEL
         while start < n:
             end = start + 1
             while end < n and end - start < max_pages and sl[end] == sl[end - 1] + 1:
                 end += 1
+            bios: list[int] = []
+            if bio_pool is not None:
+                bios = yield from bio_pool.alloc(task, bio_gfp, end - start, ctx)
             while not self._may_allocate(task, op):
                 if task is not None:
                     task.set_state("blk_request_wait", self.env.now)
@@ -110,7 +204,13 @@ class RequestQueue:
                     self._set_batching(task)    # woken: it gets a batch
             if self.batching and task is not None and self._batching(task):
                 task.nr_batch_requests -= 1
-            self._queue(op, slots[start:end], pages[start:end], on_done)
+            rq_obj = -1
+            if rq_pool is not None:
+                # counted in the list before the allocation, as __get_request() does
+                self.rl[op] += 1
+                rq_obj = (yield from rq_pool.alloc(task, G.GFP_NOIO, 1, ctx))[0]
+                self.rl[op] -= 1
+            self._queue(op, slots[start:end], pages[start:end], on_done, bios, rq_obj)
             start = end
 
     # -- get_request(): the limit and its batchers (3.6 block/blk-core.c) ---------
@@ -139,11 +239,13 @@ class RequestQueue:
                 return False
         return count < 3 * self.nr_requests // 2
 
-    def _queue(self, op: int, slots: Any, pages: Any,
-               on_done: Callable[[Request], None]) -> None:
+    def _queue(self, op: int, slots: Any, pages: Any, on_done: Callable[[Request], None],
+               bios: list[int], rq_obj: int) -> None:
         self._tag += 1
         req = Request(op=op, slots=slots, pages=pages, on_done=on_done,
                       submit_time=self.env.now, tag=self._tag)
+        req.bios = bios
+        req.rq_obj = rq_obj
         self.rl[op] += 1
         if op == WRITE and self.rl[WRITE] >= self.on_threshold:
             self.congested = True
@@ -151,10 +253,18 @@ class RequestQueue:
         assert self.dispatch is not None, "transport did not attach to its queue"
         self.dispatch(req)
 
-    def complete(self, req: Request, error: int = 0) -> None:
-        """The transport finished ``req``; run its completion and free the request."""
+    def complete(self, req: Request, error: int = 0, ctx: AllocContext | None = None) -> None:
+        """The transport finished ``req``; run its completion and free the request.
+
+        ``ctx``: where the completion runs (default the block softirq), whose
+        per-CPU slab caches get the bios and the request back."""
         req.error = error
         del self.inflight[req.tag]
+        ctx = ctx or self.irq_ctx
+        if req.bios and self.bio_pool is not None:
+            self.bio_pool.free(req.bios, ctx)
+        if req.rq_obj >= 0 and self.rq_pool is not None:
+            self.rq_pool.free([req.rq_obj], ctx)
         self.rl[req.op] -= 1
         self.completed[req.op] += 1
         if error:
@@ -223,6 +333,9 @@ class SwapTransport:
         }
 
     def stats(self) -> dict[str, Any]:
-        return {"reads_completed": self.queue.completed[READ],
-                "writes_completed": self.queue.completed[WRITE],
-                "errors": self.queue.errors}
+        q = self.queue
+        return {"reads_completed": q.completed[READ],
+                "writes_completed": q.completed[WRITE],
+                "errors": q.errors,
+                "bio_pool_waits": q.bio_pool.waits if q.bio_pool is not None else 0,
+                "rq_pool_waits": q.rq_pool.waits if q.rq_pool is not None else 0}

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from swapsim.block import WRITE, RequestQueue
+from swapsim.block import WRITE, Mempool, RequestQueue
 from swapsim.config import build_scenario
 from swapsim.cpu import Task
 from swapsim.mm import gfp as G
@@ -897,16 +897,20 @@ def test_a_reclaimer_asleep_on_a_full_request_list_holds_the_pages_it_freed(pm):
     _inactive_pages(sim, zone, 16, 16, PG_PRESENT | PG_DIRTY)
     set_free(zone, zone.high - zone.nr_file)
     free0 = zone.nr_free
+    slab0 = sum(sim.slab.nr_slab_pages())
     task = Task(pid=5, comm="usemem-0")
     sc = ScanControl(nr_to_reclaim=32, gfp=G.GFP_HIGHUSER_MOVABLE, kswapd=False, priority=0)
     proc = env.process(sim.mm.reclaim.shrink_zone(task, zone, sc))
     env.run(until=env.now + 1.0)
     assert sc.nr_reclaimed == 16 and task.state == "blk_request_wait" and not proc.triggered
-    assert zone.nr_free == free0          # freed, but held by the sleeping reclaimer
+    # the write's 16 bios were allocated before get_request(): a slab page for them
+    grown = sum(sim.slab.nr_slab_pages()) - slab0
+    assert grown == 1
+    assert zone.nr_free == free0 - grown  # the 16 pages freed, but held by the sleeping reclaimer
     q.complete(dispatched[0])             # a request frees up: the write goes out …
     env.run(until=env.now + 1.0)
     assert proc.triggered and len(dispatched) == 129
-    assert zone.nr_free == free0 + 16     # … and only then the pages are freed
+    assert zone.nr_free == free0 - grown + 16     # … and only then the pages are freed
 
 
 def test_kswapd_reclaims_a_dma_zone_drained_to_min_plus_lowmem_reserve(pm):
@@ -1047,3 +1051,106 @@ def test_swap_readahead_counts_pages_read_ahead_and_the_faults_that_find_them(pm
     sim.env.run(until=sim.env.now + 1.0)
     assert ev["pgmajfault"] == 2 and ev["swap_ra"] == 6 + 7
     assert ev["swap_ra_hit"] == 3 + 3 + 1    # pages 4-6, then page 8
+
+
+# -- (f) bios and requests: slab objects from mempools ---------------------------------------
+
+def _full_at_min(sim):
+    """DMA32 free exactly at MIN and DMA empty: an allocation at MIN fails."""
+    zs = zones_by_name(sim)
+    set_free(zs["DMA"], 0)
+    set_free(zs["DMA32"], zs["DMA32"].min)
+    return zs["DMA32"]
+
+
+def _pool_of_pages(sim, min_nr=2):
+    """A mempool over a cache of page-sized objects: every slab allocation needs a new page."""
+    cache = sim.kmem_cache("mempool-test", 4096)
+    return Mempool(sim.env, sim.slab, cache, min_nr, "test"), cache
+
+
+def test_a_mempool_takes_its_reserve_then_sleeps_never_the_emergency_reserve(pm):
+    """mempool_alloc(): the slab first, without __GFP_WAIT or the reserves
+    (__GFP_NOMEMALLOC, even for a PF_MEMALLOC reclaimer), then the elements set
+    aside, then sleep until mempool_free() gives one back."""
+    sim = make_sim(pm)
+    env = sim.env
+    pool, cache = _pool_of_pages(sim)
+    spare = sim.slab.alloc(cache, G.GFP_KERNEL, AllocContext())
+    assert spare >= 0 and len(pool.reserve) == 2
+    dma32 = _full_at_min(sim)
+    task = Task(pid=1, comm="kswapd0")
+    task.flags |= G.PF_MEMALLOC
+    got: list = []
+    when: list = []
+
+    def user():
+        got.extend((yield from pool.alloc(task, G.GFP_NOIO, 3, AllocContext(task=task))))
+        when.append(env.now)
+    proc = env.process(user())
+    env.run(until=1.0)
+    assert not proc.triggered and task.state == "mempool_wait"
+    assert len(got) == 0 and pool.reserve == [] and pool.waits == 1
+    assert dma32.nr_free == dma32.min          # no page below MIN was taken
+    pool.free([spare], AllocContext())         # back into the pool, which wakes the sleeper
+    env.run(until=2.0)
+    assert proc.triggered and len(got) == 3 and spare in got
+    assert when == [1.0] and pool.waits == 1
+
+
+def test_a_mempool_sleeper_tries_the_slab_again_after_five_seconds(pm):
+    sim = make_sim(pm)
+    env = sim.env
+    pool, _ = _pool_of_pages(sim, min_nr=0)
+    dma32 = _full_at_min(sim)
+    task = Task(pid=1, comm="usemem-0")
+    done: list = []
+
+    def user():
+        yield from pool.alloc(task, G.GFP_KERNEL, 1, AllocContext(task=task))
+        done.append(env.now)
+    env.process(user())
+    env.run(until=1.0)
+    assert task.state == "mempool_wait" and not done
+    set_free(dma32, dma32.min + 50)            # pages come free; nobody tells the pool
+    env.run(until=4.9)
+    assert not done
+    env.run(until=6.0)
+    assert done == [5.0] and pool.waits == 1
+
+
+def test_without_gfp_wait_a_mempool_fails_instead_of_sleeping(pm):
+    sim = make_sim(pm)
+    pool, _ = _pool_of_pages(sim, min_nr=1)
+    _full_at_min(sim)
+
+    def user(out):
+        out.extend((yield from pool.alloc(None, 0, 2, AllocContext(softirq=True))))   # GFP_NOWAIT
+    out: list = []
+    sim.env.process(user(out))
+    sim.env.run(until=1.0)
+    assert len(out) == 1 and pool.waits == 0   # the element set aside, then failure
+
+
+def test_each_page_of_a_request_holds_a_bio_and_the_request_a_struct_request(pm):
+    sim = make_sim(pm)
+    env = sim.env
+    q, dispatched = capture_queue(sim)
+    assert (len(q.bio_pool.reserve), len(q.rq_pool.reserve)) == (2, 4)   # BIO_POOL_SIZE, BLKDEV_MIN_RQ
+    task = Task(pid=1, comm="kswapd0")
+    assert task.cpu == 0 and q.irq_ctx.cpu == 0
+    # slots 10-12 are one request, slot 20 another
+    env.process(q.submit(task, WRITE, np.array([10, 11, 12, 20], dtype=np.int32),
+                         np.array([0, 1, 2, 3], dtype=np.int32), lambda r: None))
+    env.run()
+    assert [len(r.bios) for r in dispatched] == [3, 1]
+    bios = {b for r in dispatched for b in r.bios}
+    rqs = {r.rq_obj for r in dispatched}
+    assert len(bios) == 4 and len(rqs) == 2 and min(rqs) >= 0
+    slab, ctx = sim.slab, AllocContext(cpu=0)
+    bio_cache, rq_cache = q.bio_pool.cache, q.rq_pool.cache
+    for r in dispatched:
+        q.complete(r)
+    # freed on CPU 0: its per-CPU arrays (LIFO) hand exactly those objects out next
+    assert set(slab.alloc_bulk(bio_cache, G.GFP_KERNEL, ctx, 4)) == bios
+    assert set(slab.alloc_bulk(rq_cache, G.GFP_KERNEL, ctx, 2)) == rqs

@@ -238,7 +238,7 @@ class Nbd(SwapTransport):
             net.rx.free_bulk(sock.dequeue_stream(end, self.sim.config.net.rx_buffer_size), ctx)
             self.rx_flow.window_update()
             self.stats_["replies_read"] += 1
-            self.queue.complete(req)
+            self.queue.complete(req, ctx=ctx)
 
     def _reset(self) -> None:
         """The TCP connection was reset: every request fails with EIO."""
