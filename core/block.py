@@ -30,6 +30,7 @@ completes them; it never touches page state itself.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final, Generator
 
 import numpy as np
@@ -103,31 +104,69 @@ class Mempool:
         self.wait = WaitQueue(env, f"{name}.mempool_wait")
         #: sleeps of mempool_alloc() for an element to come back
         self.waits = 0
+        #: (deadline, event) of each sleep, oldest first, and whether the one
+        #: timer that ends them is queued (see _sleep)
+        self.deadlines: deque[tuple[float, Event]] = deque()
+        self.timer_armed = False
 
-    def alloc(self, task: "Task | None", gfp: int, n: int,
-              ctx: AllocContext) -> Generator[Event, Any, list[int]]:
-        """``n`` mempool_alloc() calls in a row.  Each tries the slab without
-        sleeping, I/O or reserves, then the pool; with both empty and
-        __GFP_WAIT the task sleeps until an element is freed (or 5 s) and
-        tries again.  (After such a sleep the kernel's retry may enter direct
-        reclaim, once, for a task outside PF_MEMALLOC; the model retries
-        without: the tasks that write swap are in reclaim already.)"""
+    def take(self, gfp: int, n: int, ctx: AllocContext) -> list[int]:
+        """Up to ``n`` mempool_alloc() calls in a row as far as they need not
+        sleep: each tries the slab without sleeping, I/O or reserves, then the
+        elements set aside.  Short when both fail; :meth:`wait_for` the rest."""
         out: list[int] = []
         slab, cache = self.slab, self.cache
         first_gfp = (gfp | _MEMPOOL_GFP) & ~(G.GFP_WAIT | G.GFP_IO)
         while True:
             out += slab.alloc_bulk(cache, first_gfp, ctx, n - len(out))
+            if len(out) == n or not self.reserve:
+                return out
+            out.append(self.reserve.pop())
             if len(out) == n:
                 return out
-            if self.reserve:
-                out.append(self.reserve.pop())
-                continue
-            if not gfp & G.GFP_WAIT:
-                return out
+
+    def wait_for(self, task: "Task | None", gfp: int, n: int,
+                 ctx: AllocContext) -> Generator[Event, Any, list[int]]:
+        """The ``n`` elements :meth:`take` could not give: with __GFP_WAIT the task
+        sleeps until an element is freed (or 5 s) and tries again, until it has
+        them; without, none.  (After such a sleep the kernel's retry may enter
+        direct reclaim, once, for a task outside PF_MEMALLOC; the model retries
+        without: the tasks that write swap are in reclaim already.)"""
+        out: list[int] = []
+        while len(out) < n and gfp & G.GFP_WAIT:
             self.waits += 1
             if task is not None:
                 task.set_state("mempool_wait", self.env.now)
-            yield self.wait.wait(MEMPOOL_WAIT)
+            yield self._sleep()
+            out += self.take(gfp, n - len(out), ctx)
+        return out
+
+    def _sleep(self) -> Event:
+        """An event for a sleep on the pool's wait queue of at most MEMPOOL_WAIT.
+
+        Most sleeps end early, woken by a freed element, and when their pool
+        runs dry many tasks sleep on it at once: one timer for all of them,
+        re-armed for the oldest sleep still going, instead of a queued
+        timeout event per sleep."""
+        ev = self.wait.wait()
+        deadline = self.env.now + MEMPOOL_WAIT
+        self.deadlines.append((deadline, ev))
+        if not self.timer_armed:
+            self.timer_armed = True
+            self.env.call_at(deadline, self._expire)
+        return ev
+
+    def _expire(self) -> None:
+        now = self.env.now
+        dl = self.deadlines
+        while dl and (dl[0][0] <= now or dl[0][1].triggered):
+            ev = dl.popleft()[1]
+            if not ev.triggered:
+                self.wait.waiters.remove(ev)
+                ev.succeed(False)
+        if dl:
+            self.env.call_at(dl[0][0], self._expire)
+        else:
+            self.timer_armed = False
 
     def free(self, objs: list[int], ctx: AllocContext) -> None:
         """mempool_free() of each: refill the pool (waking its sleepers), the rest to the slab."""
@@ -195,7 +234,9 @@ class RequestQueue:
                 end += 1
             bios: list[int] = []
             if bio_pool is not None:
-                bios = yield from bio_pool.alloc(task, bio_gfp, end - start, ctx)
+                bios = bio_pool.take(bio_gfp, end - start, ctx)
+                if len(bios) < end - start:
+                    bios += yield from bio_pool.wait_for(task, bio_gfp, end - start - len(bios), ctx)
             while not self._may_allocate(task, op):
                 if task is not None:
                     task.set_state("blk_request_wait", self.env.now)
@@ -207,9 +248,12 @@ class RequestQueue:
             rq_obj = -1
             if rq_pool is not None:
                 # counted in the list before the allocation, as __get_request() does
-                self.rl[op] += 1
-                rq_obj = (yield from rq_pool.alloc(task, G.GFP_NOIO, 1, ctx))[0]
-                self.rl[op] -= 1
+                got = rq_pool.take(G.GFP_NOIO, 1, ctx)
+                if not got:
+                    self.rl[op] += 1
+                    got = yield from rq_pool.wait_for(task, G.GFP_NOIO, 1, ctx)
+                    self.rl[op] -= 1
+                rq_obj = got[0]
             self._queue(op, slots[start:end], pages[start:end], on_done, bios, rq_obj)
             start = end
 

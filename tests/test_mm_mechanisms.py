@@ -1085,12 +1085,14 @@ def test_a_mempool_takes_its_reserve_then_sleeps_never_the_emergency_reserve(pm)
     when: list = []
 
     def user():
-        got.extend((yield from pool.alloc(task, G.GFP_NOIO, 3, AllocContext(task=task))))
+        ctx = AllocContext(task=task)
+        got.extend(pool.take(G.GFP_NOIO, 3, ctx))
+        got.extend((yield from pool.wait_for(task, G.GFP_NOIO, 3 - len(got), ctx)))
         when.append(env.now)
     proc = env.process(user())
     env.run(until=1.0)
     assert not proc.triggered and task.state == "mempool_wait"
-    assert len(got) == 0 and pool.reserve == [] and pool.waits == 1
+    assert len(got) == 2 and pool.reserve == [] and pool.waits == 1
     assert dma32.nr_free == dma32.min          # no page below MIN was taken
     pool.free([spare], AllocContext())         # back into the pool, which wakes the sleeper
     env.run(until=2.0)
@@ -1107,7 +1109,9 @@ def test_a_mempool_sleeper_tries_the_slab_again_after_five_seconds(pm):
     done: list = []
 
     def user():
-        yield from pool.alloc(task, G.GFP_KERNEL, 1, AllocContext(task=task))
+        ctx = AllocContext(task=task)
+        assert pool.take(G.GFP_KERNEL, 1, ctx) == []
+        assert len((yield from pool.wait_for(task, G.GFP_KERNEL, 1, ctx))) == 1
         done.append(env.now)
     env.process(user())
     env.run(until=1.0)
@@ -1119,17 +1123,45 @@ def test_a_mempool_sleeper_tries_the_slab_again_after_five_seconds(pm):
     assert done == [5.0] and pool.waits == 1
 
 
+def test_each_mempool_sleeper_times_out_five_seconds_after_it_fell_asleep(pm):
+    """One timer serves all of a pool's sleepers: it re-arms for the oldest still asleep."""
+    sim = make_sim(pm)
+    env = sim.env
+    pool, _ = _pool_of_pages(sim, min_nr=0)
+    _full_at_min(sim)
+    woke: list = []
+
+    def sleeper(name, start):
+        yield env.timeout(start)
+        task = Task(pid=start + 1, comm=name)
+        gen = pool.wait_for(task, G.GFP_KERNEL, 1, AllocContext(task=task))
+        ev = next(gen)              # the first sleep
+        woke.append((name, (yield ev), env.now))
+    env.process(sleeper("a", 0))
+    env.process(sleeper("b", 2))
+    env.process(sleeper("c", 3))
+    env.run(until=4.0)
+    pool.wait.wake_up_all()         # c's and the others' sleeps end early …
+    env.run(until=20.0)
+    assert woke == [("a", True, 4.0), ("b", True, 4.0), ("c", True, 4.0)]
+    assert not pool.deadlines and not pool.timer_armed   # … and the timer found nothing to do
+    env.process(sleeper("d", 0))
+    env.process(sleeper("e", 1))
+    env.run(until=40.0)
+    assert woke[3:] == [("d", False, 25.0), ("e", False, 26.0)]
+
+
 def test_without_gfp_wait_a_mempool_fails_instead_of_sleeping(pm):
     sim = make_sim(pm)
     pool, _ = _pool_of_pages(sim, min_nr=1)
     _full_at_min(sim)
-
-    def user(out):
-        out.extend((yield from pool.alloc(None, 0, 2, AllocContext(softirq=True))))   # GFP_NOWAIT
-    out: list = []
-    sim.env.process(user(out))
-    sim.env.run(until=1.0)
-    assert len(out) == 1 and pool.waits == 0   # the element set aside, then failure
+    ctx = AllocContext(softirq=True)
+    got = pool.take(0, 2, ctx)                   # GFP_NOWAIT
+    assert len(got) == 1                         # the element set aside, then failure
+    gen = pool.wait_for(None, 0, 1, ctx)
+    with pytest.raises(StopIteration) as stop:   # returns at once, empty
+        next(gen)
+    assert stop.value.value == [] and pool.waits == 0
 
 
 def test_each_page_of_a_request_holds_a_bio_and_the_request_a_struct_request(pm):
