@@ -100,7 +100,8 @@ def table(scenario: str, by_seed: dict[int, dict[str, Any]]) -> list[str]:
         rs = [runs[arm] for runs in by_seed.values()]
         if all(r["outcome"] == "completed" for r in rs):
             return "completed"
-        return " / ".join(f"{r['outcome']} at {r['elapsed_s']:.0f} s" for r in rs)
+        cells = [f"{r['outcome']} at {r['elapsed_s']:.0f} s" for r in rs]
+        return cells[0] if len(set(cells)) == 1 else " / ".join(cells)
 
     return [f"| `{scenario}`, seeds {' / '.join(map(str, by_seed))} | " + " | ".join(ARMS) + " |",
             "|---" * (len(ARMS) + 1) + "|",

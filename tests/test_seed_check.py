@@ -59,6 +59,7 @@ def test_wall_targets_are_per_command_at_256_mib_and_per_arm_at_2_gib():
 
 def test_the_table_gives_ratios_and_leaves_lockups_blank():
     lines = seed_check.table("seed", {1: _runs(), 2: _runs(patched=320.0)})
-    assert lines[2] == "| outcome | completed | lockup at 121 s / lockup at 121 s | completed | completed |"
+    assert lines[2] == "| outcome | completed | lockup at 121 s | completed | completed |"
+    assert "lockup at 121 s / lockup at 125 s" in seed_check.table("seed", {1: _runs(), 2: _runs(lockup=125.0)})[2]
     assert "300.0 / 320.0 (0.750 / 0.800)" in lines[4]
     assert lines[4].split(" | ")[2] == ""
