@@ -247,7 +247,8 @@ class RequestQueue:
                 task.nr_batch_requests -= 1
             rq_obj = -1
             if rq_pool is not None:
-                # counted in the list before the allocation, as __get_request() does
+                # __get_request() counts the request in the list before its
+                # mempool_alloc(): so does the model while the task sleeps for one
                 got = rq_pool.take(G.GFP_NOIO, 1, ctx)
                 if not got:
                     self.rl[op] += 1

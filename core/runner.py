@@ -62,6 +62,8 @@ OnResult = Callable[[int, RunResult, str], None]
 STOP_GRACE = 5.0
 #: a worker sends at most this many progress reports per second
 REPORTS_PER_SECOND = 10.0
+#: seconds between a worker's looks at whether its parent is still there
+ORPHAN_POLL = 0.5
 
 
 @frozen
@@ -257,7 +259,19 @@ def _init_worker(plugins: PluginOptions, stop: Any, reports: Any, log_level: int
             wrapper_class=structlog.make_filtering_bound_logger(log_level),
             logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         )
-    _WORKER.update(plugins=plugins, stop=stop, reports=reports, pm=None, parent=os.getppid())
+    parent = os.getppid()
+    _WORKER.update(plugins=plugins, stop=stop, reports=reports, pm=None, parent=parent)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True,
+                     name="swapsim-orphan-watch").start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """A worker waiting for its next arm (or that never got one) makes no
+    progress steps, so its arm's check (``report`` in :func:`_run_one`) never
+    runs: this thread sees a killed parent within ORPHAN_POLL seconds."""
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL)
+    os._exit(1)
 
 
 def _worker_pm() -> SwapsimPluginManager:
@@ -277,7 +291,8 @@ def _run_one(index: int, name: str, config_data: dict[str, Any]) -> Any:
         if stop.is_set():
             raise _Stopped("stopped by the parent process")
         if os.getppid() != parent:
-            os._exit(1)     # orphaned: nobody is left to take the result
+            os._exit(1)     # orphaned: nobody is left to take the result (the
+                            # watch thread may wait for the GIL in a long arm)
         if reports is not None:
             t = time.monotonic()
             if t - last >= 1.0 / REPORTS_PER_SECOND:
