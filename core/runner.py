@@ -28,8 +28,9 @@ as ``__cause__``), after the arms before it were delivered to ``on_result``.
 On any exception — ``KeyboardInterrupt`` included — queued arms are
 cancelled and the workers terminated (their arms' results would be discarded
 anyway), so no process outlives the call.  If the parent dies without an
-exception (SIGTERM, SIGKILL: a job scheduler's limit, ``kill``), each worker
-notices at its arm's next progress step that it has a new parent and exits.
+exception (SIGTERM, SIGKILL: a job scheduler's limit, ``kill``), a thread in
+each worker notices within ORPHAN_POLL seconds that it has a new parent, and
+the worker exits, whether it runs an arm or waits for one.
 """
 
 from __future__ import annotations
@@ -260,15 +261,15 @@ def _init_worker(plugins: PluginOptions, stop: Any, reports: Any, log_level: int
             logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         )
     parent = os.getppid()
-    _WORKER.update(plugins=plugins, stop=stop, reports=reports, pm=None, parent=parent)
+    _WORKER.update(plugins=plugins, stop=stop, reports=reports, pm=None)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True,
                      name="swapsim-orphan-watch").start()
 
 
 def _exit_when_orphaned(parent: int) -> None:
-    """A worker waiting for its next arm (or that never got one) makes no
-    progress steps, so its arm's check (``report`` in :func:`_run_one`) never
-    runs: this thread sees a killed parent within ORPHAN_POLL seconds."""
+    """Exit once the parent is gone: nobody is left to take a result.  A
+    thread rather than a check at each progress step, which a worker waiting
+    for its next arm (or that never got one) would not run."""
     while os.getppid() == parent:
         time.sleep(ORPHAN_POLL)
     os._exit(1)
@@ -283,16 +284,13 @@ def _worker_pm() -> SwapsimPluginManager:
 
 
 def _run_one(index: int, name: str, config_data: dict[str, Any]) -> Any:
-    stop, reports, parent = _WORKER["stop"], _WORKER["reports"], _WORKER["parent"]
+    stop, reports = _WORKER["stop"], _WORKER["reports"]
     last = 0.0
 
     def report(now: float, frac: float) -> None:
         nonlocal last
         if stop.is_set():
             raise _Stopped("stopped by the parent process")
-        if os.getppid() != parent:
-            os._exit(1)     # orphaned: nobody is left to take the result (the
-                            # watch thread may wait for the GIL in a long arm)
         if reports is not None:
             t = time.monotonic()
             if t - last >= 1.0 / REPORTS_PER_SECOND:
