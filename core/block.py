@@ -116,13 +116,13 @@ class Mempool:
         out: list[int] = []
         slab, cache = self.slab, self.cache
         first_gfp = (gfp | _MEMPOOL_GFP) & ~(G.GFP_WAIT | G.GFP_IO)
-        while True:
+        while len(out) < n:
             out += slab.alloc_bulk(cache, first_gfp, ctx, n - len(out))
-            if len(out) == n or not self.reserve:
-                return out
-            out.append(self.reserve.pop())
-            if len(out) == n:
-                return out
+            if len(out) < n:
+                if not self.reserve:
+                    break
+                out.append(self.reserve.pop())
+        return out
 
     def wait_for(self, task: "Task | None", gfp: int, n: int,
                  ctx: AllocContext) -> Generator[Event, Any, list[int]]:
