@@ -49,6 +49,7 @@ COMPILED = [
     "swapsim/mm/pages.py",
     "swapsim/mm/zone.py",
     "swapsim/mm/swapfile.py",
+    "swapsim/mm/swap_state.py",
     "swapsim/mm/memory.py",
     "swapsim/mm/vmscan.py",
     "swapsim/mm/throttle.py",

@@ -19,6 +19,7 @@ from .cpu import Cpus, Task
 from .engine import Environment, Event
 from .mm import gfp as G
 from .mm.memory import MM, OutOfMemory, SwapIOError
+from .mm.swap_state import RADIX_TREE_NODE_SIZE, SwapCache
 from .mm.vmscan import Reclaim
 from .observe import Observer
 from .pluginmanager import REGISTRIES, PluginError, SwapsimPluginManager
@@ -58,6 +59,8 @@ class Simulation:
         self._pid = 0
         self.mm = MM(self)
         self.slab = self._make("slab_allocators", config.kernel.slab, slab=True)
+        self.mm.swap_cache = SwapCache(self.slab, self.kmem_cache("radix_tree_node", RADIX_TREE_NODE_SIZE),
+                                       self.mm.swap.nslots, config.machine.cpus)
         throttle_name = config.kernel.throttle if "throttle" in self.patches else "none"
         self.throttle = self._make("throttle_strategies", throttle_name)
         self.mm.reclaim = Reclaim(self.mm, self.throttle)
@@ -256,6 +259,7 @@ class Simulation:
             "nr_reading": self.mm.nr_reading,
             "throttle": self.throttle.diagnose(),
             "slab": self.slab.diagnose() if self.slab is not None else {},
+            "swap_cache": self.mm.swap_cache.stats() if self.mm.swap_cache is not None else {},
         }
 
     def _result(self, wall: float) -> RunResult:

@@ -737,14 +737,22 @@ def test_a_batch_costs_what_shrink_page_list_does_to_each_page(pm, state, gfp, e
         flags[pages] |= PG_WRITEBACK | PG_SWAPCACHE
         flags[pages] &= ~PG_PRESENT
     elif state == "clean":
-        sim.mm.pages.slot[pages] = np.arange(32)
-        flags[pages] |= PG_SWAPCACHE
+        _into_swap_cache(sim, pages)
         flags[pages] &= ~(PG_PRESENT | PG_DIRTY)
     sc = ScanControl(nr_to_reclaim=32, gfp=gfp, kswapd=False)
     scanned, *_, seconds = sim.mm.reclaim.shrink_inactive(zone, 32, sc)
     unit = {"scan": 1e-6, "referenced": 10e-6, "unmap": 100e-6, "pageout": 1e-3, "free": 10e-3}
     assert scanned == 32
     assert seconds == pytest.approx(32 * sum(unit[k] for k in expected.split("+")))
+
+
+def _into_swap_cache(sim, pages):
+    """Give ``pages`` swap slots and put them in the swap cache, radix tree included."""
+    from swapsim.mm.pages import PG_SWAPCACHE
+    slots = sim.mm.swap.alloc(pages)
+    sim.mm.pages.slot[pages] = slots
+    assert all(sim.mm.swap_cache.add_to_swap(slots.tolist(), AllocContext()))
+    sim.mm.pages.flags[pages] |= PG_SWAPCACHE
 
 
 def _reclaim_once(sim, task, gfp):
@@ -779,7 +787,7 @@ def test_noio_reclaim_adds_nothing_to_swap_and_a_futile_one_is_replayed(pm):
     assert task.sys_time == pytest.approx(2 * sys1)
     assert ev["allocstall"] == 2
     # a page changed (a write fault): the next call scans for real
-    mm._map_write_list(pages[:1].tolist())
+    mm._map_write_list(pages[:1].tolist(), 0)
     _reclaim_once(sim, task, G.GFP_NOIO)
     assert len(scans) > walks1
 
@@ -814,6 +822,7 @@ def _noio_scan(pm, kinds, stale, prio, batched):
             PG_SWAPCACHE | PG_DIRTY | PG_PRESENT, PG_SWAPCACHE, PG_PRESENT | PG_DIRTY]
     for p, k in enumerate(kinds):
         ps.flags[p] |= PG_RESIDENT | PG_TOUCHED | bits[k]
+    _into_swap_cache(sim, pages[(ps.flags[:n] & PG_SWAPCACHE) != 0])
     mm.lru_add(pages, active=False)
     for p in stale:                      # moved away and back: a stale entry behind
         if p < n:
@@ -873,7 +882,7 @@ def _inactive_pages(sim, zone, first, n, flags, slots=False):
     ps.zone[pages] = zone.gid
     ps.flags[pages] |= PG_RESIDENT | PG_TOUCHED | flags
     if slots:
-        ps.slot[pages] = sim.mm.swap.alloc(pages)
+        _into_swap_cache(sim, pages)
     sim.mm.lru_add(pages, active=False)
     return pages
 
@@ -1186,3 +1195,96 @@ def test_each_page_of_a_request_holds_a_bio_and_the_request_a_struct_request(pm)
     # freed on CPU 0: its per-CPU arrays (LIFO) hand exactly those objects out next
     assert set(slab.alloc_bulk(bio_cache, G.GFP_KERNEL, ctx, 4)) == bios
     assert set(slab.alloc_bulk(rq_cache, G.GFP_KERNEL, ctx, 2)) == rqs
+
+
+# -- (g) the swap cache's radix tree: radix_tree_node slab objects ------------------------------
+
+def _radix_active(sim) -> int:
+    """radix_tree_node objects handed out by the slab allocator (in the tree or preloaded)."""
+    return sim.slab.diagnose()["caches"]["radix_tree_node"]["in_use"]
+
+
+def test_swap_cache_slots_need_radix_tree_nodes_which_go_back_when_emptied(pm):
+    """A leaf node per 64 slots and the path above it; radix_tree_preload() fills
+    the CPU's array to 21 before each add; radix_tree_delete() frees emptied
+    nodes into the deleting CPU's cache."""
+    sim = make_sim(pm)
+    tree = sim.mm.swap_cache
+    assert tree.height == 3                    # 65536 slots: 64**2 < 65536 <= 64**3
+    ctx = AllocContext(cpu=0)
+    assert tree.add_to_swap([1], ctx) == [True]
+    # the leaf of slots 0-63, its parent, the root: three of the 21 preloaded
+    assert (tree.nr_nodes, len(tree.preloads[0]), _radix_active(sim)) == (3, 18, 21)
+    assert all(tree.add_to_swap(list(range(2, 65)), ctx))
+    # the first refilled the array; slot 64 opened a second leaf
+    assert (tree.nr_nodes, len(tree.preloads[0]), _radix_active(sim)) == (4, 20, 24)
+    nodes = {tree.node[0][0], tree.node[0][1], tree.node[1][0], tree.node[2][0]}
+    assert -1 not in nodes and len(nodes) == 4
+    tree.delete(list(range(1, 64)), 1)
+    assert (tree.nr_nodes, tree.nr_pages) == (3, 1)
+    tree.delete([64], 1)
+    assert (tree.nr_nodes, tree.nr_pages, _radix_active(sim)) == (0, 0, 20)
+    # freed on CPU 1: its per-CPU array (LIFO) hands exactly those nodes out next
+    assert set(sim.slab.alloc_bulk(tree.cache, G.GFP_KERNEL, AllocContext(cpu=1), 4)) == nodes
+
+
+@pytest.mark.parametrize("free,added", [(193 // 2 + 1, False), (193, True)])
+def test_add_to_swap_gets_no_reserve_for_radix_nodes_and_activates_the_page(pm, free, added):
+    """add_to_swap() preloads with __GFP_HIGH|__GFP_NOMEMALLOC and no __GFP_WAIT:
+    the floor is MIN/2 even for a PF_MEMALLOC reclaimer.  Below it, with no
+    node to spare, the page is activated, not written, and its slot freed."""
+    from swapsim.mm.pages import PG_ACTIVE, PG_SWAPCACHE
+    from swapsim.mm.vmscan import ScanControl
+    sim = make_sim(pm)
+    mm, ev = sim.mm, sim.vmstat.ev
+    zone, pages = _dirty_inactive(sim, 32)
+    zs = zones_by_name(sim)
+    set_free(zs["DMA"], 0)
+    assert zs["DMA32"].min == 193
+    # at MIN/2 (193 - 96 = 97) the __GFP_HIGH floor fails: free must be above it
+    set_free(zone, free)
+    task = Task(pid=1, comm="usemem-0")
+    task.flags |= G.PF_MEMALLOC
+    sc = ScanControl(nr_to_reclaim=32, gfp=G.GFP_HIGHUSER_MOVABLE, kswapd=False,
+                     ctx=AllocContext(task=task))
+    scanned, freed, _, writes, _ = mm.reclaim.shrink_inactive(zone, 32, sc)
+    assert scanned == 32 and freed == 0
+    tree = mm.swap_cache
+    flags = mm.pages.flags[pages]
+    if added:
+        assert len(writes) == 32 and mm.swap.inuse == 32 and tree.nr_pages == 32
+        assert (flags & PG_SWAPCACHE).all() and tree.add_fail == 0
+    else:
+        assert len(writes) == 0 and mm.swap.inuse == 0 and tree.nr_pages == 0
+        assert not (flags & PG_SWAPCACHE).any() and (flags & PG_ACTIVE).all()
+        assert ev["pgactivate"] == 32 and tree.add_fail == 32
+        assert zone.nr_free == free                # no page below the floor was taken
+
+
+@pytest.mark.parametrize("slab", ["slab", "slub"])
+def test_the_radix_tree_holds_exactly_the_swap_cache_throughout_a_run(pm, slab):
+    """Every path that puts a page in the swap cache or takes it out (add_to_swap,
+    swap-in, __remove_mapping, reuse_swap_page, exit) keeps the tree's counts:
+    checked at every progress step of a run, and empty at its end."""
+    from swapsim.mm.pages import PG_SWAPCACHE
+    sim = make_sim(pm, (), f"kernel.slab='{slab}'")
+    tree, ps = sim.mm.swap_cache, sim.mm.pages
+    checked = []
+
+    def check(now, _progress):
+        slots = ps.slot[(ps.flags & PG_SWAPCACHE) != 0]
+        assert (slots >= 0).all()
+        per = slots.astype(np.int64)
+        for lvl in range(tree.height):
+            per = per >> 6
+            want = np.bincount(per, minlength=len(tree.count[lvl]))
+            assert want.tolist() == tree.count[lvl], f"level {lvl} at {now:.1f} s"
+            per = np.flatnonzero(want)          # the nodes of this level: the parent's slots
+        nodes = sum(1 for c in tree.count for x in c if x)
+        assert tree.nr_nodes == nodes and tree.nr_pages == len(slots)
+        assert _radix_active(sim) == nodes + sum(len(p) for p in tree.preloads)
+        checked.append(len(slots))
+    result = sim.run(progress=check)
+    assert result.outcome == "completed"
+    assert max(checked) > 500                   # the cache was in use
+    assert tree.nr_pages == 0 and tree.nr_nodes == 0

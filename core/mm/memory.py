@@ -21,6 +21,7 @@ from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_READAHEAD,
                     PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue,
                     PageState)
+from .swap_state import SwapCache
 from .swapfile import SwapArea
 from .zone import (MAX_NR_ZONES, PAGE_SHIFT, ZONE_NAMES, ZONE_NORMAL, Zone,
                    default_min_free_kbytes, inactive_ratio_for, setup_lowmem_reserve,
@@ -143,6 +144,8 @@ class MM:
         self.vmstat = sim.vmstat
         self.ev = sim.vmstat.ev
         self.swap = SwapArea(cfg.swap.size >> PAGE_SHIFT)
+        #: the swap cache's radix tree; set by the simulation once it has a slab allocator
+        self.swap_cache: SwapCache | None = None
         self.pages = PageState(0)
         self.page_cluster = cfg.kernel.page_cluster
         self.read_events: dict[int, Event] = {}
@@ -619,20 +622,22 @@ class MM:
         while j < lim and mflags[j] & (_RESIDENT | _PRESENT | _LOCKED) == _RESIDENT:
             j += 1
         k = j - i
-        self._map_write_list(range(i, j))
+        self._map_write_list(range(i, j), task.cpu)
         self.ev["pgfault"] += k
         return k * self.cost.fault_minor
 
-    def _map_write_list(self, pages: Any) -> None:
-        """Map swap-cache pages writable: reuse_swap_page() frees the slot
-        unless the page is under writeback.  A page swap-in readahead
-        brought in is a readahead hit (swap_ra_hit, as 4.14 counts it in
-        lookup_swap_cache())."""
+    def _map_write_list(self, pages: Any, cpu: int) -> None:
+        """Map swap-cache pages writable on ``cpu``: reuse_swap_page() takes
+        the page out of the swap cache and frees the slot unless the page is
+        under writeback.  A page swap-in readahead brought in is a readahead
+        hit (swap_ra_hit, as 4.14 counts it in lookup_swap_cache())."""
         ps = self.pages
         mflags, mslot = ps.mflags, ps.mslot
         self.lru_gen += 1
         reuse = [p for p in pages if not mflags[p] & _WRITEBACK]
         if reuse:
+            if self.swap_cache is not None:
+                self.swap_cache.delete([mslot[p] for p in reuse if mflags[p] & _SWAPCACHE], cpu)
             self.swap.release_list([mslot[p] for p in reuse])
             for p in reuse:
                 mslot[p] = -1
@@ -664,6 +669,14 @@ class MM:
         yield from self.sim.cpus.run(
             task, cost.fault_major + len(cand) * (cost.alloc_page + cost.swapin_page), sys=True)
         chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, len(cand))
+        tree = self.swap_cache
+        if tree is not None and tree.deficit(task.cpu):
+            # radix_tree_preload(GFP_KERNEL) of read_swap_cache_async(): may
+            # reclaim.  The kernel preloads before each page; the block's
+            # pages share one leaf, so one preload holds their nodes.
+            objs = yield from self.kmem_cache_alloc_bulk(task, tree.cache, G.GFP_KERNEL,
+                                                         tree.deficit(task.cpu))
+            tree.refill(task.cpu, objs)
         # While we slept, others may have read some of these pages in.
         still = [p for p in cand if not mflags[p] & _RESIDENT and mslot[p] >= 0]
         if len(still) < len(cand):
@@ -678,6 +691,8 @@ class MM:
             self.ev["swap_ra"] += len(cand) - (i in cand)
             self.lru_add(cand, active=False)
             cand = sorted(cand, key=mslot.__getitem__)
+            if tree is not None:
+                tree.insert_preloaded([mslot[p] for p in cand], task_context(task))
             self.nr_reading += len(cand)
             self.ev["pswpin"] += len(cand)
             self.ev["pgpgin"] += len(cand) * 4
@@ -713,7 +728,7 @@ class MM:
         task.set_state("running", self.env.now)
         fi = mflags[i]
         if fi & _RESIDENT and not fi & (_PRESENT | _LOCKED):
-            self._map_write_list((i,))
+            self._map_write_list((i,), task.cpu)
             self.ev["pgfault"] += 1
         elif self.swap_io_errors:
             self._check_read_error(i)
@@ -731,6 +746,8 @@ class MM:
             # cache and the faulting task gets SIGBUS.
             self.swap_io_errors += 1
             arr = np.array(pl, dtype=np.int32)
+            if self.swap_cache is not None:
+                self.swap_cache.delete(ps.slot[arr].tolist(), 0)
             ps.flags[arr] &= ~(PG_LOCKED | PG_RESIDENT | PG_SWAPCACHE | PG_LRU)
             self._free_frames(arr)
             self._read_failed = dict.fromkeys(pl, True)
@@ -762,8 +779,8 @@ class MM:
             self._freed(z, int(cnt))
 
     # -- exit ---------------------------------------------------------------
-    def exit_mmap(self, start: int, end: int) -> None:
-        """A workload process exits: free its resident pages and swap slots.
+    def exit_mmap(self, start: int, end: int, cpu: int = 0) -> None:
+        """A workload process exits on ``cpu``: free its resident pages and swap slots.
 
         Pages under I/O stay in the swap cache, unmapped; reclaim frees them
         once the I/O is done, as the kernel does.
@@ -774,6 +791,10 @@ class MM:
         f = ps.flags[pages]
         busy = (f & (PG_WRITEBACK | PG_LOCKED)) != 0
         free = pages[((f & PG_RESIDENT) != 0) & ~busy]
+        if self.swap_cache is not None:
+            # free_swap_and_cache(): the swap-cache pages leave the cache
+            cached = pages[((f & PG_SWAPCACHE) != 0) & ~busy]
+            self.swap_cache.delete(ps.slot[cached].tolist(), cpu)
         if len(free):
             self._lru_del(free)
             self._free_frames(free)
@@ -792,6 +813,9 @@ class MM:
         if not len(orphans):
             return
         self.lru_gen += 1
+        if self.swap_cache is not None:
+            cached = orphans[(ps.flags[orphans] & PG_SWAPCACHE) != 0]
+            self.swap_cache.delete(ps.slot[cached].tolist(), 0)
         resident = orphans[(ps.flags[orphans] & PG_RESIDENT) != 0]
         self._lru_del(resident)
         self._free_frames(resident)

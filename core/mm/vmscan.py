@@ -16,6 +16,7 @@ import numpy as np
 from .._mypyc import mypyc_attr
 from ..block import WRITE
 from ..engine import Event
+from ..slab import AllocContext, task_context
 from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_RECLAIM,
                     PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK)
@@ -73,7 +74,8 @@ class ScanControl:
     is native (a dataclass's stays interpreted): one is made per reclaim."""
 
     def __init__(self, nr_to_reclaim: float, gfp: int, kswapd: bool,
-                 may_writepage: bool = True, priority: int = DEF_PRIORITY) -> None:
+                 may_writepage: bool = True, priority: int = DEF_PRIORITY,
+                 ctx: AllocContext | None = None) -> None:
         self.nr_to_reclaim = nr_to_reclaim
         self.gfp = gfp
         self.kswapd = kswapd
@@ -85,6 +87,8 @@ class ScanControl:
         self.cpu = 0.0
         #: (zone, pages) freed by the batch being processed, not yet given back (release_freed)
         self.freeing: list[tuple["Zone", int]] = []
+        #: the reclaimer, for what reclaim allocates and frees (swap-cache radix-tree nodes)
+        self.ctx = ctx if ctx is not None else AllocContext()
 
 
 # A native class (its attributes are struct slots, its methods called
@@ -232,17 +236,23 @@ class Reclaim:
                 keep += need
                 cand = [p for p in cand if mflags[p] & _SWAPCACHE]
                 need = []
-            # add_to_swap()
+            # add_to_swap(): a slot (none if swap is full), then the swap
+            # cache's radix-tree nodes; a page that gets either not is
+            # activated (activate_locked) and its slot freed
             if need:
                 changed = True
                 slots = mm.swap.alloc(np.array(need, dtype=np.int32)).tolist()
-                if min(slots) < 0:  # swap full: activate_locked
-                    full = [p for p, sl in zip(need, slots) if sl < 0]
-                    activate += full
-                    gone = set(full)
+                tree = mm.swap_cache
+                added = (tree.add_to_swap(slots, sc.ctx) if tree is not None
+                         else [sl >= 0 for sl in slots])
+                if not all(added):
+                    failed = [p for p, a in zip(need, added) if not a]
+                    mm.swap.release_list([sl for sl, a in zip(slots, added) if not a])
+                    activate += failed
+                    gone = set(failed)
                     cand = [p for p in cand if p not in gone]
-                    need = [p for p, sl in zip(need, slots) if sl >= 0]
-                    slots = [sl for sl in slots if sl >= 0]
+                    need = [p for p, a in zip(need, added) if a]
+                    slots = [sl for sl, a in zip(slots, added) if a]
                 mslot = ps.mslot
                 for p, sl in zip(need, slots):
                     mslot[p] = sl
@@ -268,6 +278,8 @@ class Reclaim:
             if freed:
                 # __remove_mapping(): the page leaves the swap cache (its slot
                 # stays in the PTE) and the frame is freed.
+                if mm.swap_cache is not None:
+                    mm.swap_cache.delete([ps.mslot[p] for p in clean], sc.ctx.cpu)
                 mseq, mzone = ps.mseq, ps.mzone
                 for p in clean:
                     mflags[p] &= ~_FREED_CLEAR
@@ -569,7 +581,8 @@ class Reclaim:
         scans_before = [self.ev.get(n, 0) for n in scan_names]
         old = task.flags
         task.flags |= G.PF_MEMALLOC
-        sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX, gfp=gfp, kswapd=False)
+        sc = ScanControl(nr_to_reclaim=SWAP_CLUSTER_MAX, gfp=gfp, kswapd=False,
+                         ctx=task_context(task))
         total_scanned = 0
         try:
             for prio in range(DEF_PRIORITY, -1, -1):
@@ -650,7 +663,8 @@ class Reclaim:
         env = self.env
         while True:  # loop_again
             self.ev["pageoutrun"] += 1
-            sc = ScanControl(nr_to_reclaim=float("inf"), gfp=G.GFP_KERNEL, kswapd=True)
+            sc = ScanControl(nr_to_reclaim=float("inf"), gfp=G.GFP_KERNEL, kswapd=True,
+                             ctx=task_context(task))
             total_scanned = 0
             all_ok = False
             for prio in range(DEF_PRIORITY, -1, -1):

@@ -51,7 +51,7 @@ class Usemem(Workload):
 
     def _exit(self, task: Task, base: int, end: int) -> None:
         mm = self.sim.mm
-        mm.exit_mmap(base, end)
+        mm.exit_mmap(base, end, task.cpu)
         task.done = True
         task.set_state("exited", self.sim.env.now)
         self.finished += 1
