@@ -31,6 +31,7 @@ class RunResult:
     transport: dict[str, Any] = field(factory=dict)
     slab: list[dict[str, Any]] = field(factory=list)
     throttle: dict[str, Any] = field(factory=dict)
+    swap_cache: dict[str, Any] = field(factory=dict)
     extra: dict[str, Any] = field(factory=dict)
     events: int = 0
     pages_touched: int = 0

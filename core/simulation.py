@@ -287,7 +287,9 @@ class Simulation:
             vmstat=self.vmstat_snapshot(), zones=self.mm.zone_table(),
             config=unstructure(self.config), message=self.message,
             diagnosis=self.diagnosis, transport=self.transport.stats(), slab=slab,
-            throttle=self.throttle.diagnose(), extra=extra,
+            throttle=self.throttle.diagnose(),
+            swap_cache=self.mm.swap_cache.stats() if self.mm.swap_cache is not None else {},
+            extra=extra,
             events=self.env.events_processed, pages_touched=self.mm.pages_touched,
             plugins=[{"name": i.name, "distribution": i.distribution, "version": i.version}
                      for i in self.pm.plugin_infos()],

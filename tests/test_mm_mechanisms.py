@@ -1288,3 +1288,6 @@ def test_the_radix_tree_holds_exactly_the_swap_cache_throughout_a_run(pm, slab):
     assert result.outcome == "completed"
     assert max(checked) > 500                   # the cache was in use
     assert tree.nr_pages == 0 and tree.nr_nodes == 0
+    assert result.swap_cache == {"swapcache_pages": 0, "radix_tree_nodes": 0,
+                                 "radix_tree_preloaded": sum(len(p) for p in tree.preloads),
+                                 "add_to_swap_fail": tree.add_fail}
