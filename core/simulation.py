@@ -59,8 +59,9 @@ class Simulation:
         self._pid = 0
         self.mm = MM(self)
         self.slab = self._make("slab_allocators", config.kernel.slab, slab=True)
-        self.mm.swap_cache = SwapCache(self.slab, self.kmem_cache("radix_tree_node", RADIX_TREE_NODE_SIZE),
-                                       self.mm.swap.nslots, config.machine.cpus)
+        self.swap_cache = SwapCache(self.slab, self.kmem_cache("radix_tree_node", RADIX_TREE_NODE_SIZE),
+                                    self.mm.swap.nslots, config.machine.cpus)
+        self.mm.swap_cache = self.swap_cache
         throttle_name = config.kernel.throttle if "throttle" in self.patches else "none"
         self.throttle = self._make("throttle_strategies", throttle_name)
         self.mm.reclaim = Reclaim(self.mm, self.throttle)
@@ -259,7 +260,7 @@ class Simulation:
             "nr_reading": self.mm.nr_reading,
             "throttle": self.throttle.diagnose(),
             "slab": self.slab.diagnose() if self.slab is not None else {},
-            "swap_cache": self.mm.swap_cache.stats() if self.mm.swap_cache is not None else {},
+            "swap_cache": self.swap_cache.stats(),
         }
 
     def _result(self, wall: float) -> RunResult:
@@ -288,7 +289,7 @@ class Simulation:
             config=unstructure(self.config), message=self.message,
             diagnosis=self.diagnosis, transport=self.transport.stats(), slab=slab,
             throttle=self.throttle.diagnose(),
-            swap_cache=self.mm.swap_cache.stats() if self.mm.swap_cache is not None else {},
+            swap_cache=self.swap_cache.stats(),
             extra=extra,
             events=self.env.events_processed, pages_touched=self.mm.pages_touched,
             plugins=[{"name": i.name, "distribution": i.distribution, "version": i.version}
