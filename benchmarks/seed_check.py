@@ -17,6 +17,12 @@ the result tables in the README's layout, and exits 1 if any check failed.
     python benchmarks/seed_check.py                     # both scales, seeds 1 2 3
     python benchmarks/seed_check.py --scale seed        # 256 MiB only (about 2.5 min)
     python benchmarks/seed_check.py --seed 4 --set kernel.blk_batching=true
+    python benchmarks/seed_check.py --keep runs/        # also keep each command's JSON
+
+``--keep DIR`` writes each command's ``--json`` document to
+``DIR/SCENARIO-seedS.json``, so that the counters behind a verdict (the
+slab caches, the swap cache, the transport's waits) can be read later
+without running the arms again.
 
 A 2 GiB seed takes several minutes of wall time (vanilla-slab is the
 longest arm).  Wall times depend on the machine and on what else runs on
@@ -31,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 ARMS = ("vanilla-slab", "vanilla-slub", "swapnbd-slab", "swapnbd-slub")
@@ -42,8 +49,8 @@ WALL_SEED_S = 60.0          # the whole default scenario, all four arms
 WALL_FULL_ARM_S = 120.0     # each full-scale arm
 
 
-def run_scenario(scenario: str, seed: int, jobs: int, sets: list[str]) -> tuple[dict[str, Any], float]:
-    """One ``swapsim run``: its runs by arm, and the command's wall seconds."""
+def run_scenario(scenario: str, seed: int, jobs: int, sets: list[str]) -> tuple[str, float]:
+    """One ``swapsim run``: its ``--json`` document, and the command's wall seconds."""
     exe = shutil.which("swapsim") or sys.exit("swapsim is not on PATH: install the package first")
     cmd = [exe, "run", scenario, "-j", str(jobs), "--seed", str(seed), "--json"]
     for s in sets:
@@ -53,7 +60,7 @@ def run_scenario(scenario: str, seed: int, jobs: int, sets: list[str]) -> tuple[
     wall = time.perf_counter() - t0
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return {r["arm"]: r for r in json.loads(done.stdout)["runs"]}, wall
+    return done.stdout, wall
 
 
 def check(scenario: str, seed: int, runs: dict[str, Any], wall: float) -> list[tuple[str, bool, str]]:
@@ -110,13 +117,16 @@ def table(scenario: str, by_seed: dict[int, dict[str, Any]]) -> list[str]:
             "| Elapsed (s) | " + " | ".join(cell(a, "elapsed_s", "{:.1f}") for a in ARMS) + " |"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", choices=["seed", "seed-full", "both"], default="both")
     ap.add_argument("--seed", type=int, action="append", default=[], help="repeatable (default 1 2 3)")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="arms at once (swapsim run -j)")
     ap.add_argument("--set", action="append", default=[], dest="sets", help="KEY=VALUE, as for swapsim run")
-    args = ap.parse_args()
+    ap.add_argument("--keep", type=Path, metavar="DIR", help="write each command's JSON to DIR/SCENARIO-seedS.json")
+    args = ap.parse_args(argv)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     seeds = args.seed or [1, 2, 3]
     scenarios = ["seed", "seed-full"] if args.scale == "both" else [args.scale]
     failed = 0
@@ -124,7 +134,10 @@ def main() -> None:
     for scenario in scenarios:
         by_seed = {}
         for seed in seeds:
-            runs, wall = run_scenario(scenario, seed, args.jobs, args.sets)
+            doc, wall = run_scenario(scenario, seed, args.jobs, args.sets)
+            if args.keep is not None:
+                (args.keep / f"{scenario}-seed{seed}.json").write_text(doc)
+            runs = {r["arm"]: r for r in json.loads(doc)["runs"]}
             missing = [a for a in ARMS if a not in runs]
             if missing:
                 sys.exit(f"{scenario} has no arm {', '.join(missing)}: this check is for the seed scenarios")

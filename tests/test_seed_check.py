@@ -63,3 +63,22 @@ def test_the_table_gives_ratios_and_leaves_lockups_blank():
     assert "lockup at 121 s / lockup at 125 s" in seed_check.table("seed", {1: _runs(), 2: _runs(lockup=125.0)})[2]
     assert "300.0 / 320.0 (0.750 / 0.800)" in lines[4]
     assert lines[4].split(" | ")[2] == ""
+
+
+def test_keep_writes_each_commands_json_and_the_verdicts_read_the_same(tmp_path, monkeypatch, capsys):
+    import json
+    docs = {("seed", 1): _runs(), ("seed", 2): _runs(patched=350.0)}
+
+    def fake(scenario, seed, jobs, sets):
+        runs = [dict(r, arm=a) for a, r in docs[scenario, seed].items()]
+        return json.dumps({"runs": runs}), 30.0
+    monkeypatch.setattr(seed_check, "run_scenario", fake)
+    with pytest.raises(SystemExit) as done:
+        seed_check.main(["--scale", "seed", "--seed", "1", "--seed", "2", "--keep", str(tmp_path / "k")])
+    assert done.value.code == 1                       # seed 2's ratio, 350 / 400, is out of the band
+    out = capsys.readouterr().out
+    assert "✓ seed      seed 1  elapsed ratio" in out and "✗ seed      seed 2  elapsed ratio" in out
+    kept = sorted(p.name for p in (tmp_path / "k").iterdir())
+    assert kept == ["seed-seed1.json", "seed-seed2.json"]
+    runs = json.loads((tmp_path / "k" / "seed-seed2.json").read_text())["runs"]
+    assert {r["arm"]: r["elapsed_s"] for r in runs}["swapnbd-slab"] == 350.0
