@@ -1228,6 +1228,31 @@ def test_swap_cache_slots_need_radix_tree_nodes_which_go_back_when_emptied(pm):
     assert set(sim.slab.alloc_bulk(tree.cache, G.GFP_KERNEL, AllocContext(cpu=1), 4)) == nodes
 
 
+@settings(max_examples=40, deadline=None)
+@given(ops=st.lists(st.tuples(st.booleans(), st.integers(1, 65535), st.integers(0, 1)), max_size=300))
+def test_the_radix_tree_has_a_node_for_each_prefix_of_a_cached_slot(pm, ops):
+    """Any run of adds and deletes on two CPUs: a node exists for each distinct
+    prefix (slot >> 6, >> 12, >> 18) of the slots in the cache, and every node
+    the slab handed out is in the tree or in a CPU's preload array."""
+    sim = make_sim(pm)
+    tree = sim.mm.swap_cache
+    cached: set[int] = set()
+    for add, slot, cpu in ops:
+        if add and slot not in cached:
+            assert tree.add_to_swap([slot], AllocContext(cpu=cpu)) == [True]
+            cached.add(slot)
+        elif not add and slot in cached:
+            tree.delete([slot], cpu)
+            cached.discard(slot)
+    prefixes = [{s >> (6 * (lvl + 1)) for s in cached} for lvl in range(tree.height)]
+    assert tree.nr_nodes == sum(len(p) for p in prefixes) and tree.nr_pages == len(cached)
+    for lvl, p in enumerate(prefixes):
+        assert {i for i, n in enumerate(tree.node[lvl]) if n >= 0} == p
+    preloaded = sum(len(p) for p in tree.preloads)
+    assert all(len(p) <= 21 for p in tree.preloads)
+    assert _radix_active(sim) == tree.nr_nodes + preloaded
+
+
 @pytest.mark.parametrize("free,added", [(193 // 2 + 1, False), (193, True)])
 def test_add_to_swap_gets_no_reserve_for_radix_nodes_and_activates_the_page(pm, free, added):
     """add_to_swap() preloads with __GFP_HIGH|__GFP_NOMEMALLOC and no __GFP_WAIT:
