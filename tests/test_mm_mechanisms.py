@@ -1204,6 +1204,26 @@ def _radix_active(sim) -> int:
     return sim.slab.diagnose()["caches"]["radix_tree_node"]["in_use"]
 
 
+def _assert_tree_holds(sim, slots, where=""):
+    """The tree has exactly ``slots`` (the cached swap slots): at each level the
+    used-slot counts of the nodes below, a node for each non-zero count and no
+    other, and every node the slab handed out in the tree or a preload array."""
+    tree = sim.mm.swap_cache
+    per = np.asarray(slots, dtype=np.int64)
+    assert (per >= 0).all()
+    nodes = 0
+    for lvl in range(tree.height):
+        per = per >> 6
+        want = np.bincount(per, minlength=len(tree.count[lvl]))
+        assert want.tolist() == tree.count[lvl], f"level {lvl} counts {where}"
+        per = np.flatnonzero(want)          # the nodes of this level: the parent's used slots
+        assert [i for i, n in enumerate(tree.node[lvl]) if n >= 0] == per.tolist(), f"level {lvl} nodes {where}"
+        nodes += len(per)
+    assert tree.nr_nodes == nodes and tree.nr_pages == len(slots)
+    assert all(len(p) <= 21 for p in tree.preloads)
+    assert _radix_active(sim) == nodes + sum(len(p) for p in tree.preloads)
+
+
 def test_swap_cache_slots_need_radix_tree_nodes_which_go_back_when_emptied(pm):
     """A leaf node per 64 slots and the path above it; radix_tree_preload() fills
     the CPU's array to 21 before each add; radix_tree_delete() frees emptied
@@ -1244,13 +1264,7 @@ def test_the_radix_tree_has_a_node_for_each_prefix_of_a_cached_slot(pm, ops):
         elif not add and slot in cached:
             tree.delete([slot], cpu)
             cached.discard(slot)
-    prefixes = [{s >> (6 * (lvl + 1)) for s in cached} for lvl in range(tree.height)]
-    assert tree.nr_nodes == sum(len(p) for p in prefixes) and tree.nr_pages == len(cached)
-    for lvl, p in enumerate(prefixes):
-        assert {i for i, n in enumerate(tree.node[lvl]) if n >= 0} == p
-    preloaded = sum(len(p) for p in tree.preloads)
-    assert all(len(p) <= 21 for p in tree.preloads)
-    assert _radix_active(sim) == tree.nr_nodes + preloaded
+    _assert_tree_holds(sim, sorted(cached))
 
 
 @pytest.mark.parametrize("free,added", [(193 // 2 + 1, False), (193, True)])
@@ -1298,16 +1312,7 @@ def test_the_radix_tree_holds_exactly_the_swap_cache_throughout_a_run(pm, slab):
 
     def check(now, _progress):
         slots = ps.slot[(ps.flags & PG_SWAPCACHE) != 0]
-        assert (slots >= 0).all()
-        per = slots.astype(np.int64)
-        for lvl in range(tree.height):
-            per = per >> 6
-            want = np.bincount(per, minlength=len(tree.count[lvl]))
-            assert want.tolist() == tree.count[lvl], f"level {lvl} at {now:.1f} s"
-            per = np.flatnonzero(want)          # the nodes of this level: the parent's slots
-        nodes = sum(1 for c in tree.count for x in c if x)
-        assert tree.nr_nodes == nodes and tree.nr_pages == len(slots)
-        assert _radix_active(sim) == nodes + sum(len(p) for p in tree.preloads)
+        _assert_tree_holds(sim, slots, f"at {now:.1f} s")
         checked.append(len(slots))
     result = sim.run(progress=check)
     assert result.outcome == "completed"

@@ -670,12 +670,12 @@ class MM:
             task, cost.fault_major + len(cand) * (cost.alloc_page + cost.swapin_page), sys=True)
         chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, len(cand))
         tree = self.swap_cache
-        if tree is not None and tree.deficit(task.cpu):
+        need = tree.deficit(task.cpu) if tree is not None else 0
+        if tree is not None and need:
             # radix_tree_preload(GFP_KERNEL) of read_swap_cache_async(): may
             # reclaim.  The kernel preloads before each page; the block's
             # pages share one leaf, so one preload holds their nodes.
-            objs = yield from self.kmem_cache_alloc_bulk(task, tree.cache, G.GFP_KERNEL,
-                                                         tree.deficit(task.cpu))
+            objs = yield from self.kmem_cache_alloc_bulk(task, tree.cache, G.GFP_KERNEL, need)
             tree.refill(task.cpu, objs)
         # While we slept, others may have read some of these pages in.
         still = [p for p in cand if not mflags[p] & _RESIDENT and mslot[p] >= 0]

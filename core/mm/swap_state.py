@@ -99,11 +99,10 @@ class SwapCache:
 
     def preload(self, gfp: int, ctx: _slab.AllocContext) -> bool:
         """radix_tree_preload() without sleeping: False (-ENOMEM) if the array could not be filled."""
-        pre = self.preloads[ctx.cpu]
-        need = RADIX_TREE_PRELOAD_SIZE - len(pre)
+        need = self.deficit(ctx.cpu)
         if need:
-            pre += self.slab.alloc_bulk(self.cache, gfp, ctx, need)
-            return len(pre) == RADIX_TREE_PRELOAD_SIZE
+            self.preloads[ctx.cpu] += self.slab.alloc_bulk(self.cache, gfp, ctx, need)
+            return not self.deficit(ctx.cpu)
         return True
 
     def insert(self, slot: int, ctx: _slab.AllocContext) -> bool:
