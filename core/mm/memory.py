@@ -20,7 +20,7 @@ from ..slab import AllocContext, task_context
 from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_READAHEAD,
                     PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue,
-                    PageState)
+                    PageState, sort_by_slot)
 from .swap_state import SwapCache
 from .swapfile import SwapArea
 from .zone import (MAX_NR_ZONES, PAGE_SHIFT, ZONE_NAMES, ZONE_NORMAL, Zone,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = structlog.get_logger()
 
-# the flags as Python ints, for the PageState memoryviews
+# the flags as Python ints, for the PageState vecs
 _PRESENT: Final = int(PG_PRESENT)
 _RESIDENT: Final = int(PG_RESIDENT)
 _LOCKED: Final = int(PG_LOCKED)
@@ -662,9 +662,13 @@ class MM:
         mflags, mslot = ps.mflags, ps.mslot
         task.set_state("fault", self.env.now)
         mask = (1 << self.page_cluster) - 1
-        start = mslot[i] & ~mask
-        cand = [p for p in self.swap.mowner[start:start + mask + 1].tolist()
-                if p >= 0 and not mflags[p] & _RESIDENT]
+        start: int = mslot[i] & ~mask
+        mowner = self.swap.mowner
+        cand: list[int] = []
+        for slot in range(start, min(start + mask + 1, len(mowner))):
+            p: int = mowner[slot]
+            if p >= 0 and not mflags[p] & _RESIDENT:
+                cand.append(p)
         cost = self.cost
         yield from self.sim.cpus.run(
             task, cost.fault_major + len(cand) * (cost.alloc_page + cost.swapin_page), sys=True)
@@ -690,7 +694,7 @@ class MM:
                     mflags[p] |= _READAHEAD
             self.ev["swap_ra"] += len(cand) - (i in cand)
             self.lru_add(cand, active=False)
-            cand = sorted(cand, key=mslot.__getitem__)
+            cand = sort_by_slot(cand, mslot)
             if tree is not None:
                 tree.insert_preloaded([mslot[p] for p in cand], task_context(task))
             self.nr_reading += len(cand)

@@ -7,10 +7,11 @@ operations reclaim needs (isolate 32, classify, put back) to be vectorised.
 
 from __future__ import annotations
 
-from array import array
 from typing import Any, Final
 
 import numpy as np
+from librt.vecs import vec
+from mypy_extensions import i16, i32
 
 # page flags (a subset of the kernel's, same meaning); numpy scalars so that
 # ~PG_X is a valid uint16 mask
@@ -32,8 +33,48 @@ PG_READAHEAD: Final = np.uint16(0x1000)  # read by swap-in readahead, not yet fa
 _I32_MAX: Final = 2**31
 
 
-def _wrap32(x: int) -> int:
+class _VecItems:
+    """A vec's items as numpy sees them (``__array_interface__``), writable.
+
+    ``np.frombuffer`` of a vec is read-only, and the batch operations of
+    reclaim write the arrays too; this hands numpy the items' address, and
+    keeps the vec alive for as long as the array is.  A vec made at its full
+    length never moves its items: nothing here appends to one.
+    """
+
+    def __init__(self, items: Any, n: int, dtype: Any) -> None:
+        self.items = items
+        address = np.frombuffer(items, dtype=np.uint8).__array_interface__["data"][0]
+        self.__array_interface__ = {"shape": (n,), "typestr": np.dtype(dtype).str,
+                                    "data": (address, False), "version": 3}
+
+
+def vec_array(items: Any, dtype: Any) -> np.ndarray:
+    """A numpy array over the memory of ``items`` (a vec of ``len(items)`` > 0 items
+    the size of ``dtype``): the same state seen two ways.
+
+    Compiled code reads and writes one item of a ``vec[i32]`` in a few
+    instructions (a memoryview item costs ~100 ns: an int object made for the
+    index and one for the value), while numpy does the batch operations.
+    """
+    return np.asarray(_VecItems(items, len(items), dtype))
+
+
+def vec_i32(n: int, fill: int) -> vec[i32]:
+    return vec[i32]([fill] * n)
+
+
+def sort_by_slot(pages: list[int], mslot: vec[i32]) -> list[int]:
+    """``pages`` (each holding a swap slot, so no two keys tie) in slot order."""
+    keyed = [int(mslot[p]) << 32 | p for p in pages]
+    keyed.sort()
+    return [x & 0xFFFFFFFF for x in keyed]
+
+
+def wrap32(x: int) -> int:
     """x as numpy's astype(np.int32) wraps it."""
+    if x < _I32_MAX:
+        return x
     return (x + 2**31) % 2**32 - 2**31
 
 
@@ -50,10 +91,9 @@ class PageQueue:
 
     def __init__(self, capacity: int = 1024) -> None:
         cap = 1 << max(4, (capacity - 1).bit_length())
-        self.buf = np.empty(cap, dtype=np.int32)
-        self.sq = np.empty(cap, dtype=np.int32)
-        # Python-int views (see PageState) for the few-page pushes of the fault path
-        self.mbuf, self.msq = memoryview(self.buf), memoryview(self.sq)
+        # vecs for the few-page pushes and pops, numpy views for the batches
+        self.mbuf, self.msq = vec_i32(cap, 0), vec_i32(cap, 0)
+        self.buf, self.sq = vec_array(self.mbuf, np.int32), vec_array(self.msq, np.int32)
         self.head = 0   # next write position
         self.tail = 0   # next read position
         self.n = 0      # entries, stale ones included
@@ -69,12 +109,11 @@ class PageQueue:
         while self.n + need > new_cap:
             new_cap *= 2
         order = (np.arange(self.n) + self.tail) & (cap - 1)
-        buf = np.empty(new_cap, dtype=np.int32)
-        sq = np.empty(new_cap, dtype=np.int32)
+        mbuf, msq = vec_i32(new_cap, 0), vec_i32(new_cap, 0)
+        buf, sq = vec_array(mbuf, np.int32), vec_array(msq, np.int32)
         buf[:self.n] = self.buf[order]
         sq[:self.n] = self.sq[order]
-        self.buf, self.sq = buf, sq
-        self.mbuf, self.msq = memoryview(buf), memoryview(sq)
+        self.buf, self.sq, self.mbuf, self.msq = buf, sq, mbuf, msq
         self.tail = 0
         self.head = self.n
 
@@ -101,21 +140,17 @@ class PageQueue:
         k = len(pages)
         if not k:
             return
-        seqs = ps.new_seqs_list(pages)
+        seq = ps.new_seqs_list(pages)
         self._grow(k)
-        cap = len(self.buf)
+        mask = len(self.buf) - 1
         h = self.head
-        if h + k <= cap:
-            self.mbuf[h:h + k] = array("i", pages)
-            self.msq[h:h + k] = array("i", seqs)
-        else:
-            mask = cap - 1
-            mbuf, msq = self.mbuf, self.msq
-            for p, sq in zip(pages, seqs):
-                mbuf[h] = p
-                msq[h] = sq
-                h = (h + 1) & mask
-        self.head = (self.head + k) & (cap - 1)
+        mbuf, msq = self.mbuf, self.msq
+        for p in pages:
+            mbuf[h] = p
+            msq[h] = wrap32(seq)
+            seq += 1
+            h = (h + 1) & mask
+        self.head = h
         self.n += k
 
     def push_tail_pages(self, pages: list[int], ps: "PageState") -> None:
@@ -123,38 +158,34 @@ class PageQueue:
         k = len(pages)
         if not k:
             return
-        seqs = ps.new_seqs_list(pages)
+        seq = ps.new_seqs_list(pages)
         self._grow(k)
-        cap = len(self.buf)
+        mask = len(self.buf) - 1
         t = self.tail
-        if t >= k:                  # like push_tail(): the last page ends up at the tail
-            self.mbuf[t - k:t] = array("i", reversed(pages))
-            self.msq[t - k:t] = array("i", reversed(seqs))
-        else:
-            mask = cap - 1
-            mbuf, msq = self.mbuf, self.msq
-            for p, sq in zip(pages, seqs):
-                t = (t - 1) & mask
-                mbuf[t] = p
-                msq[t] = sq
-        self.tail = (self.tail - k) & (cap - 1)
+        mbuf, msq = self.mbuf, self.msq
+        for p in pages:             # like push_tail(): the last page ends up at the tail
+            t = (t - 1) & mask
+            mbuf[t] = p
+            msq[t] = wrap32(seq)
+            seq += 1
+        self.tail = t
         self.n += k
 
-    def pop_live(self, k: int, mseq: memoryview) -> list[int]:
+    def pop_live(self, k: int, mseq: vec[i32]) -> list[int]:
         """pop(k) as a list of the live entries only (``mseq``: PageState.mseq)."""
         k = min(k, self.n)
-        cap = len(self.buf)
+        mask = len(self.buf) - 1
         t = self.tail
-        if t + k <= cap:
-            pages = self.mbuf[t:t + k].tolist()
-            seqs = self.msq[t:t + k].tolist()
-        else:
-            w = t + k - cap
-            pages = self.mbuf[t:].tolist() + self.mbuf[:w].tolist()
-            seqs = self.msq[t:].tolist() + self.msq[:w].tolist()
-        self.tail = (t + k) & (cap - 1)
+        mbuf, msq = self.mbuf, self.msq
+        out: list[int] = []
+        for _ in range(k):
+            p: int = mbuf[t]
+            if mseq[p] == msq[t]:
+                out.append(p)
+            t = (t + 1) & mask
+        self.tail = t
         self.n -= k
-        return [p for p, sq in zip(pages, seqs) if mseq[p] == sq]
+        return out
 
     def push_tail(self, pages: np.ndarray, seqs: np.ndarray) -> None:
         """Add at the tail: the next pages reclaim will look at (rotate_reclaimable_page)."""
@@ -210,19 +241,21 @@ class PageState:
 
     def __init__(self, nr_pages: int) -> None:
         self.nr = nr_pages
-        self.flags = np.zeros(nr_pages, dtype=np.uint16)
-        self.zone = np.full(nr_pages, -1, dtype=np.int8)
-        self.slot = np.full(nr_pages, -1, dtype=np.int32)
-        self.lru_seq = np.zeros(nr_pages, dtype=np.int32)
+        # The state lives in vecs, which compiled code reads and writes an item
+        # at a time in a few instructions (the fault and I/O paths work on 1-32
+        # pages at a time); the numpy arrays over the same memory serve the
+        # batch operations (a fancy-indexed numpy operation costs ~1 µs
+        # whatever its size).  The flags fit in 15 bits: vec[i16] items are
+        # the uint16 array's.
+        self.mflags = vec[i16]([0] * nr_pages)
+        self.mzone = vec[i16]([-1] * nr_pages)
+        self.mslot = vec_i32(nr_pages, -1)
+        self.mseq = vec_i32(nr_pages, 0)
+        self.flags = vec_array(self.mflags, np.uint16)
+        self.zone = vec_array(self.mzone, np.int16)
+        self.slot = vec_array(self.mslot, np.int32)
+        self.lru_seq = vec_array(self.mseq, np.int32)
         self.seq_counter = 0
-        # Python-int views of the same memory: one page's state costs ~15 ns
-        # through these, ~50 ns as a numpy scalar, and a fancy-indexed numpy
-        # operation ~1 µs whatever its size — the fault and I/O paths work on
-        # 1-32 pages at a time, so they use these views.
-        self.mflags = memoryview(self.flags)
-        self.mzone = memoryview(self.zone)
-        self.mslot = memoryview(self.slot)
-        self.mseq = memoryview(self.lru_seq)
 
     def bytes_per_page(self) -> int:
         return sum(a.itemsize for a in (self.flags, self.zone, self.slot, self.lru_seq))
@@ -236,16 +269,14 @@ class PageState:
         self.lru_seq[pages] = seqs
         return seqs
 
-    def new_seqs_list(self, pages: list[int]) -> Any:
-        """new_seqs() for a short list: the sequence numbers (a range unless they wrap)."""
+    def new_seqs_list(self, pages: list[int]) -> int:
+        """new_seqs() for a short list: the first sequence number; page i gets
+        ``wrap32(first + i)``."""
         start = self.seq_counter
-        k = len(pages)
-        self.seq_counter = start + k
-        if start + k > _I32_MAX:    # past int32: wrap as numpy's astype(np.int32) does
-            seqs: Any = [_wrap32(x) for x in range(start, start + k)]
-        else:
-            seqs = range(start, start + k)
+        self.seq_counter = start + len(pages)
         mseq = self.mseq
-        for p, sq in zip(pages, seqs):
-            mseq[p] = sq
-        return seqs
+        seq = start
+        for p in pages:
+            mseq[p] = wrap32(seq)
+            seq += 1
+        return start

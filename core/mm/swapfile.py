@@ -13,6 +13,8 @@ from typing import Final
 
 import numpy as np
 
+from .pages import vec_array, vec_i32
+
 SWAPFILE_CLUSTER: Final = 256
 #: owner[] of a free slot, and of slot 0, where mkswap's header lives
 FREE: Final = -1
@@ -40,21 +42,22 @@ class SwapArea:
 
     def __init__(self, nslots: int) -> None:
         self.nslots = nslots
-        self.owner = np.full(nslots, FREE, dtype=np.int32)
+        # a vec for few-slot operations, its numpy view for batches (pages.vec_array)
+        self.mowner = vec_i32(nslots, FREE)
+        self.owner = vec_array(self.mowner, np.int32)
         self.owner[0] = HEADER
-        self.mowner = memoryview(self.owner)   # Python-int view, for few-slot operations
         #: usable slots (all but the header)
         self.pages = nslots - 1
         self.inuse = 0
         # free slots in each aligned SWAPFILE_CLUSTER: candidates for a free run
         # (and a zero past the last, so that every cluster has a next one)
         nclusters = -(-nslots // SWAPFILE_CLUSTER)
-        self.cluster_free_ext = np.zeros(nclusters + 1, dtype=np.int32)
+        self.mcluster_free = vec_i32(nclusters + 1, 0)
+        self.cluster_free_ext = vec_array(self.mcluster_free, np.int32)
         self.cluster_free = self.cluster_free_ext[:nclusters]
         self.cluster_free[:] = SWAPFILE_CLUSTER
         self.cluster_free[-1] = nslots - (nclusters - 1) * SWAPFILE_CLUSTER
         self.cluster_free[0] -= 1
-        self.mcluster_free = memoryview(self.cluster_free)
         self.solidstate = False
         self.cluster_next = 1
         self.cluster_nr = 0

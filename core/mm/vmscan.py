@@ -19,7 +19,7 @@ from ..engine import Event
 from ..slab import AllocContext, task_context
 from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_RECLAIM,
-                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK)
+                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK, sort_by_slot)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cpu import Task
@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SWAP_CLUSTER_MAX: Final = 32
 
-# the flags as Python ints, for the PageState memoryviews (a batch is ≤ 32 pages)
+# the flags as Python ints, for the PageState vecs (a batch is ≤ 32 pages)
 _ACTIVE: Final = int(PG_ACTIVE)
 _DIRTY: Final = int(PG_DIRTY)
 _LOCKED: Final = int(PG_LOCKED)
@@ -315,7 +315,7 @@ class Reclaim:
             self.ev[self._ev_steal[kind][zone.idx]] += freed
         zone.pages_scanned += scanned
         if writes:
-            writes.sort(key=ps.mslot.__getitem__)
+            writes = sort_by_slot(writes, ps.mslot)
             mm.nr_writeback += len(writes)
             self.ev["pswpout"] += len(writes)
             self.ev["pgpgout"] += 4 * len(writes)
