@@ -102,6 +102,17 @@ S_FREE: Final = 0
 S_PARTIAL: Final = 1
 S_FULL: Final = 2
 
+def _untagged_top(e: list[int], k: int) -> int:
+    """How many of the top ``k`` objects of an array lie above its topmost tagged one.
+
+    A compiled loop: min() of the slice would compare the objects as Python ints."""
+    i = len(e) - 1
+    stop = i - k
+    while i > stop and e[i] >= 0:
+        i -= 1
+    return len(e) - 1 - i
+
+
 def array_limit(size: int) -> int:
     """enable_cpucache(): per-CPU array limit for an object of ``size`` bytes."""
     if size > 131072:
@@ -341,7 +352,7 @@ class SLABAllocator(SlabAllocator):
                 k = n
             if k:
                 top = e[-k:]
-                if self._tagged and min(top) < 0:
+                if self._tagged and (clean := _untagged_top(e, k)) < k:
                     if untag is None:
                         # __ac_get_obj() hands tagged objects out untagged when no
                         # memalloc socket exists or the caller may use the reserve;
@@ -351,11 +362,8 @@ class SLABAllocator(SlabAllocator):
                     if untag:
                         top = [o if o >= 0 else ~o for o in top]
                     else:               # stop below the topmost tagged object
-                        i = k - 1
-                        while top[i] >= 0:
-                            i -= 1
-                        top = top[i + 1:]
-                        k = len(top)
+                        top = top[k - clean:]
+                        k = clean
                 if k:
                     del e[-k:]
                     top.reverse()
@@ -379,13 +387,9 @@ class SLABAllocator(SlabAllocator):
         k = min(n, len(e))
         if k <= 0:
             return 0
-        top = e[-k:]
-        if not self._tagged or min(top) >= 0:
+        if not self._tagged:
             return k
-        i = k - 1
-        while top[i] >= 0:
-            i -= 1
-        return k - 1 - i
+        return _untagged_top(e, k)
 
     def _alloc_slow(self, cache: KmemCache, ac: ArrayCache, gfp: int, ctx: AllocContext) -> int:
         """The rest of ____cache_alloc(): a tagged object on top, or an empty array."""
