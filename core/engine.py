@@ -111,7 +111,7 @@ class Process(Event):
         value = event.value
         while True:
             try:
-                target = send(value)
+                target: Event = send(value)
             except StopIteration as stop:
                 self.succeed(stop.value)
                 return

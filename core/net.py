@@ -37,6 +37,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final, Generator
 
 from ._mypyc import mypyc_attr
+from .cpu import Cpus
 from .engine import Environment, Event
 from .mm import gfp as G
 from .mm.zone import ZONE_NORMAL
@@ -232,6 +233,10 @@ class Nic:
         cfg = net.cfg
         self.ring_size = cfg.ring_size
         self.budget = cfg.napi_budget
+        # read per poll: kept natively rather than looked up on the config objects
+        self.cpus: Cpus = net.sim.cpus
+        self.packet_cost: float = cfg.softirq_packet_cost
+        self.irq_latency: float = cfg.irq_latency
         self.buffer_write = cfg.rx_buffer_write
         self.ring: list[Any] = []             # filled descriptors (buffers), oldest first
         self.pending: deque[Burst] = deque()
@@ -275,7 +280,7 @@ class Nic:
         self.stats["rx_packets"] += taken
         if not self.napi_scheduled:
             self.napi_scheduled = True
-            self.env.call_later(self.net.cfg.irq_latency, self.poll)
+            self.env.call_later(self.irq_latency, self.poll)
 
     def poll(self) -> None:
         """One NAPI poll: deliver ≤ budget packets, giving buffers back every
@@ -305,7 +310,7 @@ class Nic:
         for flow, pfm in touched.items():
             flow.after_poll(pfm)
         self.fill()
-        self.sim.cpus.charge_softirq((self.budget - left) * net.cfg.softirq_packet_cost)
+        self.cpus.charge_softirq((self.budget - left) * self.packet_cost)
         if pending:
             self.env.call_later(0.0, self.poll)
         else:

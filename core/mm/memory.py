@@ -15,6 +15,7 @@ import structlog
 
 from .._mypyc import mypyc_attr
 from ..block import READ
+from ..cpu import Cpus
 from ..engine import Event, WaitQueue
 from ..slab import AllocContext, task_context
 from . import gfp as G
@@ -102,6 +103,8 @@ class MM:
         cfg = sim.config
         self.sim = sim
         self.env = sim.env
+        #: typed, so that compiled code calls Cpus.run() natively
+        self.cpus: Cpus = sim.cpus
         self.cost = cfg.cost
         self.patches = frozenset(cfg.kernel.patches)
         mc = cfg.machine
@@ -524,7 +527,7 @@ class MM:
         ps = self.pages
         flags = ps.flags
         cost = self.cost
-        cpus = self.sim.cpus
+        cpus = self.cpus
         chunk = max(1, int(cost.timeslice / cost.touch_page)) if cost.touch_page else 1 << 20
         mflags = ps.mflags
         mslot = ps.mslot
@@ -670,7 +673,7 @@ class MM:
             if p >= 0 and not mflags[p] & _RESIDENT:
                 cand.append(p)
         cost = self.cost
-        yield from self.sim.cpus.run(
+        yield from self.cpus.run(
             task, cost.fault_major + len(cand) * (cost.alloc_page + cost.swapin_page), sys=True)
         chunks = yield from self.alloc_bulk(task, G.GFP_HIGHUSER_MOVABLE, len(cand))
         tree = self.swap_cache

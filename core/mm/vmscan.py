@@ -103,6 +103,7 @@ class Reclaim:
         self.mm = mm
         self.sim = mm.sim
         self.env = mm.env
+        self.cpus = mm.cpus
         self.throttle = throttle
         self.pages = mm.pages
         self.ev = mm.ev
@@ -467,7 +468,7 @@ class Reclaim:
         """shrink_zone()/shrink_lruvec(): scan size >> priority of each anon list."""
         prio = sc.priority
         cost = self.cost
-        cpus = self.sim.cpus
+        cpus = self.cpus
         # get_scan_count(): split the pressure by swappiness; once file +
         # free pages are below HIGH, scan anon only.
         if zone.nr_file + zone.nr_free <= zone.high:
@@ -484,7 +485,7 @@ class Reclaim:
             freed = self.shrink_file(zone, nr_file, sc)
             sc.cpu += freed * (cost.scan_page + cost.free_page)
             yield from cpus.run(task, freed * (cost.scan_page + cost.free_page), sys=True)
-        cpus = self.sim.cpus
+        cpus = self.cpus
         queue = self.mm.transport.queue
         # batches one CPU burst may hold when reclaim cannot write (see rotate_inert)
         noio_batches = 0
@@ -570,7 +571,7 @@ class Reclaim:
             for name, n in scans:
                 self.ev[name] += n
             if cpu:
-                yield from self.sim.cpus.run(task, cpu, sys=True)
+                yield from self.cpus.run(task, cpu, sys=True)
             if not total_scanned:
                 yield self.env.timeout(0.004)
             task.set_state("running", self.env.now)
@@ -679,7 +680,7 @@ class Reclaim:
                     if self.inactive_is_low(z):
                         k, seconds = self.shrink_active(z, SWAP_CLUSTER_MAX)
                         if k:
-                            yield from self.sim.cpus.run(task, seconds, sys=True)
+                            yield from self.cpus.run(task, seconds, sys=True)
                     if not self.zone_balanced(z):
                         end_zone = z.idx
                         break

@@ -8,8 +8,10 @@ from typing import Any, Final, Generator
 
 from swapsim._mypyc import mypyc_attr
 from swapsim.block import READ, WRITE, EIO, Request, SwapTransport
+from swapsim.cpu import Cpus, Task
 from swapsim.engine import Event, WaitQueue
 from swapsim.mm import gfp as G
+from swapsim.mm.memory import MM
 from swapsim.net import Socket, TcpFlow, TxFlow
 from swapsim.slab import task_context
 
@@ -95,10 +97,10 @@ class Nbd(SwapTransport):
         self.waiting.append(req)
         self.send_wait.wake_up_all()
 
-    def _sender(self, task: Any) -> Generator[Event, Any, None]:
+    def _sender(self, task: Task) -> Generator[Event, Any, None]:
         env = self.env
-        mm = self.sim.mm
-        cpus = self.sim.cpus
+        mm: MM = self.sim.mm
+        cpus: Cpus = self.sim.cpus
         sndbuf = self.net.sndbuf
         mss = self.sim.config.net.mss
         seg_truesize = self.seg_truesize
@@ -219,9 +221,9 @@ class Nbd(SwapTransport):
         self.env.call_later(seconds, reply)
 
     # -- nbd-client: the receiving side -----------------------------------------
-    def _receiver(self, task: Any) -> Generator[Event, Any, None]:
+    def _receiver(self, task: Task) -> Generator[Event, Any, None]:
         env = self.env
-        cpus = self.sim.cpus
+        cpus: Cpus = self.sim.cpus
         sock = self.sock
         net = self.net
         ctx = task_context(task)
