@@ -73,6 +73,10 @@ def main() -> None:
     raw = get_plugin_manager().lookup("scenarios", args.scenario).factory()
     arms = args.arm or list(raw.get("arms", {"main": {}}))
     ctx = mp.get_context("spawn")
+    # the interpreter's build matters: one built with PGO and LTO (Debian's
+    # python3, python.org's) runs swapsim ~20 % faster than one built without
+    # (pyenv's default)
+    print(f"interpreter: {sys.executable}, Python {sys.version.split()[0]}")
     ref = None if args.no_ref else machine_reference()
     if ref:
         print(f"machine reference: SimPy, engine.py's 100-process model, {ref:.3f} s (best of 3)")
