@@ -1,8 +1,10 @@
-"""Per-page state kept in numpy arrays, and FIFO LRU queues.
+"""Per-page state kept in packed arrays, and FIFO LRU queues.
 
 One Python object per page would cost ~100 bytes and a dict lookup per
-access; the arrays cost 8 bytes per virtual page and allow the batch
-operations reclaim needs (isolate 32, classify, put back) to be vectorised.
+access; the arrays cost 12 bytes per virtual page.  Each is a librt ``vec``,
+which compiled code indexes natively, with a numpy array over the same
+memory for the batch operations reclaim needs (isolate 32, classify, put
+back).
 """
 
 from __future__ import annotations
