@@ -102,6 +102,7 @@ S_FREE: Final = 0
 S_PARTIAL: Final = 1
 S_FULL: Final = 2
 
+
 def _untagged_top(e: list[int], k: int) -> int:
     """How many of the top ``k`` objects of an array lie above its topmost tagged one.
 
