@@ -17,7 +17,7 @@ from .._mypyc import mypyc_attr
 from ..block import READ
 from ..cpu import Cpus
 from ..engine import Event, WaitQueue
-from ..slab import AllocContext, task_context
+from ..slab import AllocContext, SlabAllocator, task_context
 from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_READAHEAD,
                     PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue,
@@ -418,7 +418,7 @@ class MM:
         sleeping, the task direct-reclaims and retries, like the page
         allocator's slow path underneath kmem_cache_alloc().
         """
-        slab = self.sim.slab
+        slab: SlabAllocator = self.sim.slab
         may_reclaim = bool(gfp & G.GFP_WAIT) and not task.flags & G.PF_MEMALLOC
         ctx = task_context(task, may_reclaim)
         objs: list[int] = []

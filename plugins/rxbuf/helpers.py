@@ -7,8 +7,9 @@ from typing import Any, Final
 
 from swapsim._mypyc import mypyc_attr
 from swapsim.mm import gfp as G
+from swapsim.mm.memory import MM
 from swapsim.net import RxBufferHelper
-from swapsim.slab import AllocContext
+from swapsim.slab import AllocContext, SlabAllocator
 
 
 def _hits(got: object, promised: object) -> None:
@@ -29,12 +30,12 @@ class KmallocRx(RxBufferHelper):
 
     def __init__(self, sim: Any, options: Any = None) -> None:
         super().__init__(sim, options)
-        self.slab = sim.slab
+        self.slab: SlabAllocator = sim.slab
         size = sim.config.net.rx_buffer_size
         self.data_cache = sim.kmem_cache(f"kmalloc-{size}", size)
         self.head_cache = sim.kmem_cache("skbuff_head_cache", 256)
         self.netvm = "netvm" in sim.patches
-        self.mm = sim.mm
+        self.mm: MM = sim.mm
 
     def alloc(self, gfp: int, ctx: AllocContext) -> Any:
         slab = self.slab
@@ -86,15 +87,14 @@ class KmallocRx(RxBufferHelper):
             return super().alloc_bulk(gfp, ctx, n)
         netvm = self.netvm
         dgfp = gfp | G.GFP_NOMEMALLOC | G.GFP_NOWARN if netvm else gfp
-        fast, bulk, alloc = slab.alloc_fast_count, slab.alloc_bulk, self.alloc
         out: list[Any] = []
         while n > 0:
-            kd = fast(dc, ctx, n)
-            kh = fast(hc, ctx, n)
+            kd = slab.alloc_fast_count(dc, ctx, n)
+            kh = slab.alloc_fast_count(hc, ctx, n)
             if kh and kh >= kd:
-                data = bulk(dc, dgfp, ctx, kh)
+                data = slab.alloc_bulk(dc, dgfp, ctx, kh)
                 j = len(data)
-                heads = bulk(hc, gfp, ctx, j)
+                heads = slab.alloc_bulk(hc, gfp, ctx, j)
                 _hits(len(heads), j)
                 out += zip(data, heads, repeat(False))
                 n -= j
@@ -111,9 +111,9 @@ class KmallocRx(RxBufferHelper):
                 out.append((data_j, head_j, True))
                 n -= 1
             elif kd:
-                heads = bulk(hc, gfp, ctx, kd)
+                heads = slab.alloc_bulk(hc, gfp, ctx, kd)
                 j = len(heads)
-                data = bulk(dc, dgfp, ctx, j)
+                data = slab.alloc_bulk(dc, dgfp, ctx, j)
                 _hits(len(data), j)
                 out += zip(data, heads, repeat(False))
                 n -= j
@@ -125,7 +125,7 @@ class KmallocRx(RxBufferHelper):
                 slab.free(dc, data_j, ctx)
                 break
             else:
-                handle = alloc(gfp, ctx)
+                handle = self.alloc(gfp, ctx)
                 if handle is None:
                     break
                 out.append(handle)
@@ -144,19 +144,18 @@ class KmallocRx(RxBufferHelper):
             return
         data = [h[0] for h in handles]
         heads = [h[1] for h in handles]
-        fast, bulk, free = slab.free_fast_count, slab.free_bulk, self.free
         m = len(handles)
         i = 0
         while i < m:
             j = i + _WINDOW
-            k = max(fast(dc, data[i:j], ctx), fast(hc, heads[i:j], ctx))
+            k = max(slab.free_fast_count(dc, data[i:j], ctx), slab.free_fast_count(hc, heads[i:j], ctx))
             if k:
                 j = i + k
-                bulk(dc, data[i:j], ctx)
-                bulk(hc, heads[i:j], ctx)
+                slab.free_bulk(dc, data[i:j], ctx)
+                slab.free_bulk(hc, heads[i:j], ctx)
                 i = j
             else:
-                free(handles[i], ctx)
+                self.free(handles[i], ctx)
                 i += 1
 
 
@@ -168,8 +167,8 @@ class PageFragRx(RxBufferHelper):
 
     def __init__(self, sim: Any, options: Any = None) -> None:
         super().__init__(sim, options)
-        self.mm = sim.mm
-        self.slab = sim.slab
+        self.mm: MM = sim.mm
+        self.slab: SlabAllocator = sim.slab
         self.head_cache = sim.kmem_cache("skbuff_head_cache", 256)
         self.frags_per_page = max(1, 4096 // sim.config.net.rx_buffer_size)
         self.propagate = "netdev-alloc-page" in sim.patches and "netvm" in sim.patches
@@ -215,12 +214,11 @@ class PageFragRx(RxBufferHelper):
         slab, mm = self.slab, self.mm
         hc = self.head_cache
         fpp = self.frags_per_page
-        fast, bulk, alloc = slab.alloc_fast_count, slab.alloc_bulk, self.alloc
         out: list[Any] = []
         while n > 0:
-            k = fast(hc, ctx, n)
+            k = slab.alloc_fast_count(hc, ctx, n)
             if not k:
-                handle = alloc(gfp, ctx)
+                handle = self.alloc(gfp, ctx)
                 if handle is None:
                     break
                 out.append(handle)
@@ -240,7 +238,7 @@ class PageFragRx(RxBufferHelper):
                 cur[2] -= 1
                 cur[3] += 1
                 pages.append(cur)
-            heads = bulk(hc, gfp, ctx, len(pages))
+            heads = slab.alloc_bulk(hc, gfp, ctx, len(pages))
             _hits(len(heads), len(pages))
             out += zip(pages, heads)
             if failed:
@@ -256,17 +254,16 @@ class PageFragRx(RxBufferHelper):
         slab, mm = self.slab, self.mm
         hc = self.head_cache
         heads = [h[1] for h in handles]
-        fast, bulk, free = slab.free_fast_count, slab.free_bulk, self.free
         m = len(handles)
         i = 0
         while i < m:
-            k = fast(hc, heads[i:i + _WINDOW], ctx)
+            k = slab.free_fast_count(hc, heads[i:i + _WINDOW], ctx)
             if not k:
-                free(handles[i], ctx)
+                self.free(handles[i], ctx)
                 i += 1
                 continue
             j = i + k
-            bulk(hc, heads[i:j], ctx)
+            slab.free_bulk(hc, heads[i:j], ctx)
             for page, _ in handles[i:j]:
                 page[3] -= 1
                 if page[3] == 0 and page[2] == 0:

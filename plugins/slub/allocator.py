@@ -283,7 +283,6 @@ class SLUBAllocator(SlabAllocator):
         ``fl[-1], fl[-2], …``); when it is empty, one alloc() call (the slow path, which
         may install a new freelist), then slicing resumes."""
         c = self._cpus[cache][ctx.cpu]
-        alloc = self.alloc
         out: list[int] = []
         while n > 0:
             fl = c.freelist             # rebound by the slow path: read it afresh
@@ -298,7 +297,7 @@ class SLUBAllocator(SlabAllocator):
                 n -= k
                 if not n:
                     break
-            obj = alloc(cache, gfp, ctx)
+            obj = self._slab_alloc(self._caches[cache], c, gfp, ctx)   # alloc(): the freelist is empty
             if obj < 0:
                 break
             out.append(obj)
@@ -574,13 +573,12 @@ class SLUBAllocator(SlabAllocator):
         # free of the next objects of the same slab only puts them on its freelist.
         others = objs if page < 0 else [obj for obj in objs if obj >> OBJ_SHIFT != page]
         s = self._caches[cache]
-        slab_free = self._slab_free
         sfree, sinuse, sfrozen = self._sfree, self._sinuse, self._sfrozen
         m = len(others)
         i = 0
         while i < m:
             obj = others[i]
-            slab_free(s, obj, ctx)
+            self._slab_free(s, obj, ctx)
             i += 1
             sid = obj >> OBJ_SHIFT
             if sfrozen[sid]:
