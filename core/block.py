@@ -38,7 +38,7 @@ import numpy as np
 from ._mypyc import mypyc_attr
 from .engine import Event, WaitQueue
 from .mm import gfp as G
-from .slab import AllocContext, task_context
+from .slab import AllocContext, SlabAllocator, task_context
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cpu import Task
@@ -95,7 +95,7 @@ class Mempool:
     """mempool_t over a slab cache: ``min_nr`` elements set aside at creation
     for when the slab allocator fails."""
 
-    def __init__(self, env: Any, slab: Any, cache: int, min_nr: int, name: str) -> None:
+    def __init__(self, env: Any, slab: SlabAllocator, cache: int, min_nr: int, name: str) -> None:
         self.env = env
         self.slab = slab
         self.cache = cache

@@ -12,8 +12,8 @@ from swapsim.cpu import Cpus, Task
 from swapsim.engine import Event, WaitQueue
 from swapsim.mm import gfp as G
 from swapsim.mm.memory import MM
-from swapsim.net import Socket, TcpFlow, TxFlow
-from swapsim.slab import task_context
+from swapsim.net import NetStack, Socket, TcpFlow, TxFlow
+from swapsim.slab import SlabAllocator, task_context
 
 from .options import NbdOptions
 
@@ -61,7 +61,7 @@ class Nbd(SwapTransport):
 
     def start(self) -> None:
         sim = self.sim
-        self.net = sim.net()
+        self.net: NetStack = sim.net()
         cfg = sim.config.net
         self.sock = Socket("nbd0", rcvbuf=self.net.rcvbuf)
         if self.memalloc:
@@ -185,13 +185,13 @@ class Nbd(SwapTransport):
     def _free_tx(self, req: Request) -> None:
         skbs = self.tx_skbs.pop(req.tag, None)
         if skbs:
-            slab = self.sim.slab
+            slab: SlabAllocator = self.sim.slab
             ctx = self.net.softirq_ctx
             slab.free_bulk(self.data_cache, skbs[0], ctx)
             slab.free_bulk(self.head_cache, skbs[1], ctx)
-            free_pages = self.sim.mm.free_pages
+            mm: MM = self.sim.mm
             for zone, k in skbs[2]:
-                free_pages(zone, 0, k)
+                mm.free_pages(zone, 0, k)
             self.wmem_queued -= skbs[3]
 
     # -- the server ------------------------------------------------------------
