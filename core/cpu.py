@@ -15,7 +15,6 @@ kthread time, reported apart from the workload.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Generator
 
@@ -60,7 +59,9 @@ class Cpus:
         self.n = n
         self.idle = n
         self.timeslice = timeslice
-        self.runqueue: deque[Event] = deque()
+        # a list: compiled code appends, inserts and pops it natively (a deque's
+        # methods are generic calls), and it holds at most the tasks there are
+        self.runqueue: list[Event] = []
         #: how many entries at the head of the run queue are negative-nice tasks
         self.favoured = 0
         self.busy_time = 0.0
@@ -109,7 +110,7 @@ class Cpus:
             if self.runqueue:
                 if self.favoured:
                     self.favoured -= 1
-                self.runqueue.popleft().succeed()
+                self.runqueue.pop(0).succeed()
             else:
                 self.idle += 1
 

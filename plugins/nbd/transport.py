@@ -103,6 +103,8 @@ class Nbd(SwapTransport):
         cpus: Cpus = self.sim.cpus
         sndbuf = self.net.sndbuf
         mss = self.sim.config.net.mss
+        send_cost: float = self.opts.send_cost
+        copy: float = self.sim.config.net.copy_page_cost
         seg_truesize = self.seg_truesize
         while True:
             while not self.waiting:
@@ -165,7 +167,7 @@ class Nbd(SwapTransport):
             self.tx_skbs[req.tag] = (data, heads, frags, truesize)
             self.wmem_queued += truesize
             task.set_state("running", env.now)
-            yield from cpus.run(task, self.opts.send_cost + npages * self.sim.config.net.copy_page_cost,
+            yield from cpus.run(task, send_cost + npages * copy,
                                 sys=True)
             if self.dead:
                 self._free_tx(req)
@@ -227,7 +229,9 @@ class Nbd(SwapTransport):
         sock = self.sock
         net = self.net
         ctx = task_context(task)
-        copy = self.sim.config.net.copy_page_cost
+        copy: float = self.sim.config.net.copy_page_cost
+        reply_cost: float = self.opts.reply_cost
+        truesize: int = self.sim.config.net.rx_buffer_size
         while True:
             if not self.replies or self.rx_flow.rcv_nxt < self.replies[0][1]:
                 task.set_state("sk_wait_data", env.now)
@@ -236,8 +240,8 @@ class Nbd(SwapTransport):
             req, end = self.replies.popleft()
             task.set_state("running", env.now)
             pages = len(req.pages) if req.op == READ else 0
-            yield from cpus.run(task, self.opts.reply_cost + pages * copy, sys=True)
-            net.rx.free_bulk(sock.dequeue_stream(end, self.sim.config.net.rx_buffer_size), ctx)
+            yield from cpus.run(task, reply_cost + pages * copy, sys=True)
+            net.rx.free_bulk(sock.dequeue_stream(end, truesize), ctx)
             self.rx_flow.window_update()
             self.stats_["replies_read"] += 1
             self.queue.complete(req, ctx=ctx)
