@@ -7,9 +7,8 @@ from typing import Any, Final
 
 from swapsim._mypyc import mypyc_attr
 from swapsim.mm import gfp as G
-from swapsim.mm.memory import MM
 from swapsim.net import RxBufferHelper
-from swapsim.slab import AllocContext, SlabAllocator
+from swapsim.slab import AllocContext, PageSource, SlabAllocator
 
 
 def _hits(got: object, promised: object) -> None:
@@ -35,7 +34,7 @@ class KmallocRx(RxBufferHelper):
         self.data_cache = sim.kmem_cache(f"kmalloc-{size}", size)
         self.head_cache = sim.kmem_cache("skbuff_head_cache", 256)
         self.netvm = "netvm" in sim.patches
-        self.mm: MM = sim.mm
+        self.mm: PageSource = sim.mm
 
     def alloc(self, gfp: int, ctx: AllocContext) -> Any:
         slab = self.slab
@@ -167,7 +166,7 @@ class PageFragRx(RxBufferHelper):
 
     def __init__(self, sim: Any, options: Any = None) -> None:
         super().__init__(sim, options)
-        self.mm: MM = sim.mm
+        self.mm: PageSource = sim.mm
         self.slab: SlabAllocator = sim.slab
         self.head_cache = sim.kmem_cache("skbuff_head_cache", 256)
         self.frags_per_page = max(1, 4096 // sim.config.net.rx_buffer_size)
