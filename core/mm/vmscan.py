@@ -485,7 +485,6 @@ class Reclaim:
             freed = self.shrink_file(zone, nr_file, sc)
             sc.cpu += freed * (cost.scan_page + cost.free_page)
             yield from cpus.run(task, freed * (cost.scan_page + cost.free_page), sys=True)
-        cpus = self.cpus
         queue = self.mm.transport.queue
         # batches one CPU burst may hold when reclaim cannot write (see rotate_inert)
         noio_batches = 0
