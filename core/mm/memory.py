@@ -209,7 +209,8 @@ class MM:
             return False
         if gfp & G.GFP_MEMALLOC and self.sw_gfp_memalloc:
             return True
-        pf = ctx.task.flags if ctx.task is not None else 0
+        # ctx.task is a Task, a softirq's flags-only task or None: read as an int
+        pf: int = ctx.task.flags if ctx.task is not None else 0
         if ctx.softirq:
             return self.sw_softirq and bool(pf & G.PF_MEMALLOC)
         return bool(pf & G.PF_MEMALLOC)
@@ -294,7 +295,8 @@ class MM:
         """One block without sleeping: the slow path up to (not including) reclaim."""
         task = ctx.task
         nodes = self.nodes
-        zl = nodes[(task.pid if task is not None else 0) % len(nodes)].zonelist
+        pid: int = task.pid if task is not None else 0
+        zl = nodes[pid % len(nodes)].zonelist
         z = self._take(zl, order, G.ALLOC_WMARK_LOW | G.ALLOC_CPUSET)
         if z is not None:
             return z.gid, False
