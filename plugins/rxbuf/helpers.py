@@ -17,6 +17,9 @@ def _hits(got: object, promised: object) -> None:
         raise AssertionError("a fast-path hit failed (alloc_fast_count lied)")
 
 
+#: KmallocRx's buffer handle: (data object, head object, pfmemalloc)
+KmallocBuf = tuple[int, int, bool]
+
 #: how many objects a free_fast_count() call looks at (bounds the copying of slices)
 _WINDOW: Final = 128
 
@@ -58,7 +61,8 @@ class KmallocRx(RxBufferHelper):
         return handle[2]
 
     def pfmemalloc_marks(self, handles: list[Any]) -> list[Any]:
-        return [h[2] for h in handles]
+        bufs: list[KmallocBuf] = handles
+        return [h[2] for h in bufs]
 
     def free(self, handle: Any, ctx: AllocContext) -> None:
         self.slab.free(self.data_cache, handle[0], ctx)
@@ -141,8 +145,9 @@ class KmallocRx(RxBufferHelper):
         if dc == hc:
             super().free_bulk(handles, ctx)
             return
-        data = [h[0] for h in handles]
-        heads = [h[1] for h in handles]
+        bufs: list[KmallocBuf] = handles    # typed: compiled code reads the tuples natively
+        data = [h[0] for h in bufs]
+        heads = [h[1] for h in bufs]
         m = len(handles)
         i = 0
         while i < m:
