@@ -44,22 +44,24 @@ class _VecItems:
     length never moves its items: nothing here appends to one.
     """
 
-    def __init__(self, items: Any, n: int, dtype: Any) -> None:
+    def __init__(self, items: Any, dtype: Any) -> None:
         self.items = items
-        address = np.frombuffer(items, dtype=np.uint8).__array_interface__["data"][0]
-        self.__array_interface__ = {"shape": (n,), "typestr": np.dtype(dtype).str,
-                                    "data": (address, False), "version": 3}
+        raw = np.frombuffer(items, dtype=np.uint8)
+        dt = np.dtype(dtype)
+        self.__array_interface__ = {"shape": (raw.nbytes // dt.itemsize,), "typestr": dt.str,
+                                    "data": (raw.__array_interface__["data"][0], False),
+                                    "version": 3}
 
 
 def vec_array(items: Any, dtype: Any) -> np.ndarray:
-    """A numpy array over the memory of ``items`` (a vec of ``len(items)`` > 0 items
-    the size of ``dtype``): the same state seen two ways.
+    """A numpy array of ``dtype`` over the memory of ``items``, a vec that is not
+    empty: the same state seen two ways.
 
     Compiled code reads and writes one item of a ``vec[i32]`` in a few
     instructions (a memoryview item costs ~100 ns: an int object made for the
     index and one for the value), while numpy does the batch operations.
     """
-    return np.asarray(_VecItems(items, len(items), dtype))
+    return np.asarray(_VecItems(items, dtype))
 
 
 def vec_i32(n: int, fill: int) -> vec[i32]:
