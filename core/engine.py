@@ -2,10 +2,14 @@
 
 The shape follows SimPy (an environment with ``now``, events, generator
 processes) but keeps only what swapsim needs, so that the per-event cost is as
-low as it can be in pure Python: the run loop pops ``(time, seq, event)`` off a
-heap and calls the event's callbacks.  ``seq`` is a monotonically increasing
-counter, so simultaneous events are processed in the order they were scheduled
-— the same order on every run, which is what makes results byte-identical.
+low as it can be: the run loop pops the earliest event off a heap ordered by
+``(time, seq)`` and calls its callbacks.  ``seq`` is a monotonically
+increasing counter, so simultaneous events are processed in the order they
+were scheduled — the same order on every run, which is what makes results
+byte-identical.  The heap is a list of events, each holding its own time and
+seq: compiled, its sifts compare two native floats where heapq, comparing
+``(time, seq, event)`` tuples, made a tuple per event and went through
+rich comparison twice per step.
 
 An event due at the very time it is scheduled (a succeed(), a zero timeout, a
 NAPI re-poll: a sixth or more of all events) skips the heap: it joins a FIFO
@@ -21,20 +25,21 @@ value once it is processed.  ``yield from`` composes kernel-style call chains
 
 from __future__ import annotations
 
-import heapq
 from typing import Any, Callable, Final, Generator, Iterable
 
 # Final: compiled, read from C statics rather than looked up in the module's
 # dict once or twice per event (core/_mypyc.py)
 _PENDING: Final = object()
-heappush: Final = heapq.heappush
-heappop: Final = heapq.heappop
 
 
 class Event:
     """Something that will happen; processes wait for it by yielding it."""
 
-    __slots__ = ("env", "callbacks", "value")
+    __slots__ = ("env", "callbacks", "value", "when", "seq")
+
+    #: set when the event is put on the heap: its time and the order among equal times
+    when: float
+    seq: int
 
     def __init__(self, env: "Environment") -> None:
         self.env = env
@@ -178,12 +183,59 @@ class WaitQueue:
         return True
 
 
+def _before(a: Event, b: Event) -> bool:
+    return a.when < b.when or (a.when == b.when and a.seq < b.seq)
+
+
+def heappush(heap: list[Event], event: Event) -> None:
+    """heapq.heappush() for events ordered by ``(when, seq)``."""
+    heap.append(event)
+    pos = len(heap) - 1
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        if not _before(event, parent):
+            break
+        heap[pos] = parent
+        pos = up
+    heap[pos] = event
+
+
+def heappop(heap: list[Event]) -> Event:
+    """heapq.heappop(): the earliest event.  As heapq does, the hole left at
+    the top sinks to a leaf by the smaller child, and the last event moves
+    up from there (fewer comparisons than stopping on the way down)."""
+    last = heap.pop()
+    if not heap:
+        return last
+    top = heap[0]
+    end = len(heap)
+    pos = 0
+    child = 1
+    while child < end:
+        right = child + 1
+        if right < end and not _before(heap[child], heap[right]):
+            child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    while pos > 0:
+        up = (pos - 1) >> 1
+        parent = heap[up]
+        if not _before(last, parent):
+            break
+        heap[pos] = parent
+        pos = up
+    heap[pos] = last
+    return top
+
+
 class Environment:
     """Simulated time and the event queue."""
 
     def __init__(self, initial_time: float = 0.0) -> None:
         self.now = initial_time
-        self._queue: list[tuple[float, int, Event]] = []
+        self._queue: list[Event] = []
         #: events due now, in the order scheduled; [_rhead:] not processed yet
         self._ready: list[Event] = []
         self._rhead = 0
@@ -197,7 +249,9 @@ class Environment:
             self._ready.append(event)
         else:
             self._seq += 1
-            heappush(self._queue, (when, self._seq, event))
+            event.when = when
+            event.seq = self._seq
+            heappush(self._queue, event)
 
     def queued(self) -> int:
         """Events scheduled and not yet processed."""
@@ -246,7 +300,7 @@ class Environment:
     def peek(self) -> float:
         if self._rhead < len(self._ready):
             return self.now
-        return self._queue[0][0] if self._queue else float("inf")
+        return self._queue[0].when if self._queue else float("inf")
 
     def _pop_ready(self) -> Event:
         ready = self._ready
@@ -259,10 +313,11 @@ class Environment:
 
     def step(self) -> None:
         queue = self._queue
-        if self._rhead < len(self._ready) and (not queue or queue[0][0] > self.now):
+        if self._rhead < len(self._ready) and (not queue or queue[0].when > self.now):
             event = self._pop_ready()
         else:
-            self.now, _, event = heappop(queue)
+            event = heappop(queue)
+            self.now = event.when
         callbacks: list[Callable[[Event], None]] = event.callbacks  # type: ignore[assignment]
         event.callbacks = None    # queued events are not processed yet: a list
         for cb in callbacks:
@@ -280,13 +335,14 @@ class Environment:
         self._stopped = _PENDING
         n = 0
         while self._stopped is _PENDING:
-            if self._rhead < len(ready) and (not queue or queue[0][0] > self.now):
+            if self._rhead < len(ready) and (not queue or queue[0].when > self.now):
                 event = self._pop_ready()
             elif queue:
-                if queue[0][0] > limit:
+                if queue[0].when > limit:
                     self.now = limit
                     break
-                self.now, _, event = heappop(queue)
+                event = heappop(queue)
+                self.now = event.when
             else:
                 if until is not None:
                     self.now = max(self.now, limit)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from swapsim.engine import Environment, WaitQueue
+from swapsim.engine import Environment, Event, WaitQueue, heappop, heappush
 
 
 def test_simultaneous_events_run_in_scheduling_order():
@@ -385,6 +387,31 @@ def test_events_due_now_keep_the_heap_order(seed):
     program(Environment(), got)
     program(_HeapOnly(), want)
     assert got == want and len(got) > 5
+
+
+@given(st.lists(st.one_of(st.sampled_from([0.0, 0.5, 1.0, 1e-18]),
+                          st.floats(0, 10, allow_nan=False), st.none()), max_size=200))
+def test_event_heap_pops_in_time_then_seq_order(ops):
+    """The engine's own heap against a sorted list: pushes (a time) and pops
+    (None) interleaved, many times equal, each pop the least (when, seq)."""
+    env = Environment()
+    heap: list = []
+    model: list = []
+    for seq, when in enumerate(ops):
+        if when is None:
+            if heap:
+                ev = heappop(heap)
+                assert (ev.when, ev.seq) == model.pop(0)
+            continue
+        ev = Event(env)
+        ev.when, ev.seq = when, seq
+        heappush(heap, ev)
+        model.append((when, seq))
+        model.sort()
+    while heap:
+        ev = heappop(heap)
+        assert (ev.when, ev.seq) == model.pop(0)
+    assert not model
 
 
 def test_repeat_runs_the_step_times_over_then_calls_then_once():
