@@ -37,7 +37,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Final, Generator
 
 from ._mypyc import mypyc_attr
-from .cpu import Cpus
+from .cpu import Cpus, Task
 from .engine import Environment, Event
 from .mm import gfp as G
 from .mm.zone import ZONE_NORMAL
@@ -327,7 +327,9 @@ class _RetransmitTimer:
     stats: dict[str, int]
 
     def _init_timer(self, net: "NetStack", on_reset: Callable[[], None]) -> None:
-        self.rto: float = net.cfg.rto_min
+        #: NetConfig's figures as native floats (read per ACK; the config is an attrs class)
+        self.rto_min = float(net.cfg.rto_min)
+        self.rto: float = self.rto_min
         self.retries = 0
         #: when the armed timer expires, or None
         self.timer: float | None = None
@@ -377,7 +379,7 @@ class _RetransmitTimer:
     def _progress(self) -> None:
         """New data acknowledged: back to rto_min, re-arm if more is outstanding."""
         self.retries = 0
-        self.rto = self.net.cfg.rto_min
+        self.rto = self.rto_min
         self.timer = None
         if self.outstanding():
             self._arm()
@@ -542,6 +544,8 @@ class TxFlow(_RetransmitTimer):
         self.sock = sock
         self._init_timer(net, on_reset)
         self.mss = net.cfg.mss
+        self.delayed_ack: int = net.cfg.delayed_ack
+        self.ato = float(net.cfg.ato)
         self.snd_una = 0
         self.snd_nxt = 0
         # (end segment, callback) for data freed when acknowledged
@@ -591,7 +595,7 @@ class TxFlow(_RetransmitTimer):
         it ACKs each time more than ``delayed_ack - 1`` full segments' bytes
         are unacknowledged, and delays the ACK of any rest."""
         mss = self.mss
-        limit = (self.net.cfg.delayed_ack - 1) * mss
+        limit = (self.delayed_ack - 1) * mss
         u = self.srv_unacked
         n = end - start
         acks: list[int] = []
@@ -616,7 +620,7 @@ class TxFlow(_RetransmitTimer):
             self._server_acks(acks)
         if u and not self.delack_queued:
             self.delack_queued = True
-            self.env.call_later(self.net.cfg.ato, self._delack)
+            self.env.call_later(self.ato, self._delack)
         self.net.server_got(start, end)
 
     def _delack(self) -> None:
@@ -624,7 +628,7 @@ class TxFlow(_RetransmitTimer):
         self.delack_queued = False
         if not self.srv_unacked or self.reset:
             return
-        due = self.srv_unacked_since + self.net.cfg.ato
+        due = self.srv_unacked_since + self.ato
         if due > self.env.now:          # ACKed since, and a newer byte waits
             self.delack_queued = True
             self.env.call_at(due, self._delack)
@@ -685,6 +689,7 @@ class NetStack:
         self.sim = sim
         self.env = sim.env
         self.cfg = cfg = sim.config.net
+        self.rx_buffer_size: int = cfg.rx_buffer_size
         # nr_free_buffer_pages(): present pages above HIGH in the zones GFP_USER may use
         free_buffer = sum(max(0, z.present - z.high) for z in sim.mm.zones if z.idx <= ZONE_NORMAL)
         self.wmem_max, self.rmem_max = tcp_buffer_max(free_buffer)
@@ -697,9 +702,9 @@ class NetStack:
         delay = self.cfg.rtt / 2
         self.up = Link(self.env, self.cfg.link_bandwidth, delay)     # us -> server
         self.down = Link(self.env, self.cfg.link_bandwidth, delay)   # server -> us
-        self.softirq_task = _SoftirqTask()
+        self.softirq_task = _softirq_task()
         self.softirq_ctx = AllocContext(task=self.softirq_task, softirq=True)
-        self.softirq_memalloc_ctx = AllocContext(task=_SoftirqTask(memalloc=True), softirq=True)
+        self.softirq_memalloc_ctx = AllocContext(task=_softirq_task(memalloc=True), softirq=True)
         self.nic = Nic(self)
         self.server_got: Callable[[int, int], None] = lambda a, b: None
         self.bg_sock: Socket | None = None
@@ -817,7 +822,7 @@ class NetStack:
                 return
             bufs = bufs[skip:]
         sock = burst.sock
-        sock.enqueue(burst.seq + skip, bufs, self.cfg.rx_buffer_size)
+        sock.enqueue(burst.seq + skip, bufs, self.rx_buffer_size)
         if sock.data_ready is not None:
             sock.data_ready()
 
@@ -868,16 +873,9 @@ class NetStack:
         return out
 
 
-class _SoftirqTask:
-    """``current`` as seen by softirq code: flags only."""
-
-    __slots__ = ("flags", "pid", "kthread", "comm")
-
-    def __init__(self, memalloc: bool = False) -> None:
-        self.flags = G.PF_MEMALLOC if memalloc else 0
-        self.pid = 0
-        self.kthread = True
-        self.comm = "softirq"
+def _softirq_task(memalloc: bool = False) -> Task:
+    """``current`` as seen by softirq code: only its flags matter."""
+    return Task(pid=0, comm="softirq", flags=G.PF_MEMALLOC if memalloc else 0, kthread=True)
 
 
 __all__ = ["NetStack", "Nic", "Socket", "TcpFlow", "TxFlow", "RxBufferHelper", "Link"]

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Final, Protocol
 from attrs import define
 
 from ._mypyc import mypyc_attr
+from .cpu import Task
 
 
 class AllocContext:
@@ -28,10 +29,10 @@ class AllocContext:
     too, where a dataclass's generated one stays interpreted (~0.4 us, and one
     is made for every process-context allocation)."""
 
-    def __init__(self, task: Any = None, softirq: bool = False, cpu: int = 0,
+    def __init__(self, task: Task | None = None, softirq: bool = False, cpu: int = 0,
                  may_reclaim: bool = False, reclaim_order: int = -1,
                  reclaimed: bool = False) -> None:
-        self.task = task          # swapsim.cpu.Task or None (interrupt context)
+        self.task = task          # None: interrupt context
         self.softirq = softirq
         self.cpu = cpu            # the CPU whose per-CPU caches are used
         #: the caller sleeps and direct-reclaims when the page allocator fails it
@@ -52,7 +53,7 @@ class AllocContext:
                 f"may_reclaim={self.may_reclaim})")
 
 
-def task_context(task: Any, may_reclaim: bool = False) -> AllocContext:
+def task_context(task: Task, may_reclaim: bool = False) -> AllocContext:
     """The context of an allocation in ``task``'s process context, on its home CPU."""
     return AllocContext(task=task, cpu=task.cpu, may_reclaim=may_reclaim)
 

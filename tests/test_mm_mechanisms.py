@@ -18,15 +18,17 @@ import json
 import math
 from collections import deque
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from swapsim.block import WRITE, Mempool, RequestQueue
-from swapsim.config import build_scenario
+from swapsim.config import CostConfig, build_scenario
 from swapsim.cpu import Task
 from swapsim.mm import gfp as G
+from swapsim.mm.memory import Costs
 from swapsim.mm.pages import PageQueue, PageState
 from swapsim.pluginmanager import get_plugin_manager
 from swapsim.simulation import Simulation
@@ -1321,3 +1323,12 @@ def test_the_radix_tree_holds_exactly_the_swap_cache_throughout_a_run(pm, slab):
     assert result.swap_cache == {"swapcache_pages": 0, "radix_tree_nodes": 0,
                                  "radix_tree_preloaded": sum(len(p) for p in tree.preloads),
                                  "add_to_swap_fail": tree.add_fail}
+
+
+def test_mm_costs_carry_every_cost_config_figure():
+    """The fault and reclaim paths read CostConfig through its native copy:
+    a figure added to the config and not to Costs would fail here."""
+    names = [f.name for f in attrs.fields(CostConfig)]
+    cfg = CostConfig(**{n: i * 1e-7 for i, n in enumerate(names, 1)})
+    costs = Costs(cfg)
+    assert [getattr(costs, n) for n in names] == [getattr(cfg, n) for n in names]

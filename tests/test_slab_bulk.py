@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from swapsim.cpu import Task
 from swapsim.mm import gfp as G
 from swapsim.plugins.rxbuf import KmallocRx, PageFragRx
 from swapsim.plugins.slab import allocator as slab_allocator
@@ -35,7 +36,7 @@ ATOMIC = G.GFP_ATOMIC
 GFPS = [G.GFP_ATOMIC, G.GFP_ATOMIC | G.GFP_MEMALLOC, G.GFP_KERNEL,
         G.GFP_ATOMIC | G.GFP_NOMEMALLOC, G.GFP_KERNEL | G.GFP_MEMALLOC]
 #: tasks by kind: interrupt context, an ordinary task, a PF_MEMALLOC task
-TASKS = [None, SimpleNamespace(flags=0), SimpleNamespace(flags=G.PF_MEMALLOC)]
+TASKS = [None, Task(pid=1, comm="t"), Task(pid=2, comm="t", flags=G.PF_MEMALLOC)]
 CACHES = [("skbuff_head_cache", 256), ("kmalloc-2048", 2048), ("dentry", 192),
           ("kmalloc-8192", 8192)]
 

@@ -14,7 +14,7 @@ import numpy as np
 import structlog
 
 from .._mypyc import mypyc_attr
-from ..block import READ
+from ..block import READ, Request
 from ..cpu import Cpus
 from ..engine import Event, WaitQueue
 from ..slab import AllocContext, SlabAllocator, task_context
@@ -58,6 +58,28 @@ JIFFY: Final = 0.004  # HZ=250
 
 #: the vmstat counter of each zone type's page allocations
 _PGALLOC: Final = tuple(f"pgalloc_{n.lower()}" for n in ZONE_NAMES)
+
+
+class Costs:
+    """The CostConfig figures, as native floats.
+
+    The config is an attrs class, which compiled code reads with a dict
+    lookup per attribute; the fault and reclaim paths read these per batch.
+    """
+
+    def __init__(self, cfg: Any) -> None:
+        self.touch_page: float = float(cfg.touch_page)
+        self.fault_zero: float = float(cfg.fault_zero)
+        self.fault_minor: float = float(cfg.fault_minor)
+        self.fault_major: float = float(cfg.fault_major)
+        self.swapin_page: float = float(cfg.swapin_page)
+        self.alloc_page: float = float(cfg.alloc_page)
+        self.scan_page: float = float(cfg.scan_page)
+        self.page_referenced: float = float(cfg.page_referenced)
+        self.unmap_page: float = float(cfg.unmap_page)
+        self.pageout: float = float(cfg.pageout)
+        self.free_page: float = float(cfg.free_page)
+        self.timeslice: float = float(cfg.timeslice)
 
 
 class OutOfMemory(Exception):
@@ -105,7 +127,7 @@ class MM:
         self.env = sim.env
         #: typed, so that compiled code calls Cpus.run() natively
         self.cpus: Cpus = sim.cpus
-        self.cost = cfg.cost
+        self.cost = Costs(cfg.cost)
         self.patches = frozenset(cfg.kernel.patches)
         mc = cfg.machine
         self.nodes: list[Node] = []
@@ -209,7 +231,6 @@ class MM:
             return False
         if gfp & G.GFP_MEMALLOC and self.sw_gfp_memalloc:
             return True
-        # ctx.task is a Task, a softirq's flags-only task or None: read as an int
         pf: int = ctx.task.flags if ctx.task is not None else 0
         if ctx.softirq:
             return self.sw_softirq and bool(pf & G.PF_MEMALLOC)
@@ -724,7 +745,7 @@ class MM:
                 for p in run:
                     self.read_events[p] = ev
 
-                def done(req: Any, ev: Event = ev) -> None:
+                def done(req: Request, ev: Event = ev) -> None:
                     self._read_done(req)
                     ev.succeed()
                 # a read is ≤ 8 pages: lists (the block layer takes either)
@@ -742,7 +763,7 @@ class MM:
         elif self.swap_io_errors:
             self._check_read_error(i)
 
-    def _read_done(self, req: Any) -> None:
+    def _read_done(self, req: Request) -> None:
         ps = self.pages
         pl: list[int] = req.pages       # _fault_major submits reads as lists
         self.lru_gen += 1

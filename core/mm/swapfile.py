@@ -85,7 +85,7 @@ class SwapArea:
             if not self.cluster_nr:
                 self._new_cluster()
                 self.cluster_nr = SWAPFILE_CLUSTER
-            m = min(k - got, self.cluster_nr, self.free)
+            m = min(min(k - got, self.cluster_nr), self.free)   # two-argument min()s compile natively
             cur = self.cluster_next
             if self._all_free(cur, cur + m):
                 # the common case, a reclaim batch at a free cursor: one run

@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING, Any, Final, Generator
 import numpy as np
 
 from .._mypyc import mypyc_attr
-from ..block import WRITE
+from ..block import WRITE, Request
 from ..engine import Event
 from ..slab import AllocContext, task_context
 from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_RECLAIM,
-                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK, sort_by_slot)
+                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK, PageQueue,
+                    sort_by_slot)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cpu import Task
-    from .memory import MM, Node
+    from .memory import MM, Costs, Node
     from .zone import Zone
 
 SWAP_CLUSTER_MAX: Final = 32
@@ -107,7 +108,7 @@ class Reclaim:
         self.throttle = throttle
         self.pages = mm.pages
         self.ev = mm.ev
-        self.cost = mm.cost
+        self.cost: Costs = mm.cost
         self.swappiness = mm.sim.config.kernel.swappiness
         sfx = mm.vmstat.zone_suffixes
         self._ev_scan = ({i: f"pgscan_direct_{s}" for i, s in enumerate(sfx)},
@@ -124,7 +125,7 @@ class Reclaim:
         (mapped, not under I/O) also get page_referenced()'s rmap walk."""
         return scanned * self.cost.scan_page + walked * self.cost.page_referenced
 
-    def _isolate(self, q: Any, nr: int) -> np.ndarray:
+    def _isolate(self, q: PageQueue, nr: int) -> np.ndarray:
         """Pop up to ``nr`` live pages off the tail of ``q`` (stale entries dropped)."""
         ps = self.mm.pages
         got: list[np.ndarray] = []
@@ -139,7 +140,7 @@ class Reclaim:
             return np.empty(0, dtype=np.int32)
         return got[0] if len(got) == 1 else np.concatenate(got)
 
-    def _isolate_list(self, q: Any, nr: int) -> list[int]:
+    def _isolate_list(self, q: PageQueue, nr: int) -> list[int]:
         """_isolate() as a list (a batch is ≤ 32 pages: Python beats numpy there)."""
         mseq = self.mm.pages.mseq
         got: list[int] = []
@@ -430,7 +431,7 @@ class Reclaim:
         sc.nr_scanned += n
         return k, self._scan_cpu(n, mapped)
 
-    def write_done(self, req: Any) -> None:
+    def write_done(self, req: Request) -> None:
         """end_swap_bio_write() → end_page_writeback() → rotate_reclaimable_page()."""
         mm = self.mm
         ps = mm.pages

@@ -188,7 +188,7 @@ class Zone:
         fa = self.free_area
         self.nr_free += n
         credit = self.merge_credit + n * (self.nr_free / self.present if self.present else 0.0)
-        merges = min(int(credit), n, int(fa[0]) + n - int(credit))
+        merges = min(min(int(credit), n), int(fa[0]) + n - int(credit))  # two-argument min() compiles natively
         merges = max(merges, 0)
         self.merge_credit = credit - int(credit)
         fa[0] += n - 2 * merges

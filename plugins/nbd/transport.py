@@ -41,6 +41,9 @@ class Nbd(SwapTransport):
         opts = options or NbdOptions()
         super().__init__(sim, opts, nr_requests=opts.nr_requests, max_pages=opts.max_pages)
         self.opts = opts
+        #: read per request: native floats (NbdOptions is an attrs class)
+        self.server_latency = float(opts.server_latency)
+        self.server_bandwidth = float(opts.server_bandwidth)
         self.memalloc = "nbd-memalloc" in sim.patches
         self.waiting: deque[Request] = deque()
         self.send_wait = WaitQueue(self.env, "nbd.waiting_wq")
@@ -212,8 +215,7 @@ class Nbd(SwapTransport):
         req = self.server_queue.popleft()
         # nbd-server reads the request (and a write's data) off its socket
         self.tx_flow.consumed(REQUEST_HEADER + (len(req.pages) * PAGE_SIZE if req.op == WRITE else 0))
-        o = self.opts
-        seconds = o.server_latency + len(req.pages) * PAGE_SIZE / o.server_bandwidth
+        seconds = self.server_latency + len(req.pages) * PAGE_SIZE / self.server_bandwidth
 
         def reply() -> None:
             nbytes = REPLY_HEADER + (len(req.pages) * PAGE_SIZE if req.op == READ else 0)

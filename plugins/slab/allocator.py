@@ -458,7 +458,7 @@ class SLABAllocator(SlabAllocator):
                 nr = 0
                 if shared is not None and shared.entry:
                     se = shared.entry
-                    nr = min(len(se), batchcount, ac.limit - len(e))
+                    nr = min(min(len(se), batchcount), ac.limit - len(e))   # two-argument min()s compile natively
                     if nr:              # transfer_objects(): keep their order and tags
                         e.extend(se[-nr:])
                         del se[-nr:]
