@@ -789,7 +789,7 @@ def test_noio_reclaim_adds_nothing_to_swap_and_a_futile_one_is_replayed(pm):
     assert task.sys_time == pytest.approx(2 * sys1)
     assert ev["allocstall"] == 2
     # a page changed (a write fault): the next call scans for real
-    mm._map_write_list(pages[:1].tolist(), 0)
+    mm._map_write_run(int(pages[0]), int(pages[0]) + 1, 0)
     _reclaim_once(sim, task, G.GFP_NOIO)
     assert len(scans) > walks1
 

@@ -648,19 +648,19 @@ class MM:
         while j < lim and mflags[j] & (_RESIDENT | _PRESENT | _LOCKED) == _RESIDENT:
             j += 1
         k = j - i
-        self._map_write_list(range(i, j), task.cpu)
+        self._map_write_run(i, j, task.cpu)
         self.ev["pgfault"] += k
         return k * self.cost.fault_minor
 
-    def _map_write_list(self, pages: Any, cpu: int) -> None:
-        """Map swap-cache pages writable on ``cpu``: reuse_swap_page() takes
+    def _map_write_run(self, start: int, end: int, cpu: int) -> None:
+        """Map the swap-cache pages [start, end) writable on ``cpu``: reuse_swap_page() takes
         the page out of the swap cache and frees the slot unless the page is
         under writeback.  A page swap-in readahead brought in is a readahead
         hit (swap_ra_hit, as 4.14 counts it in lookup_swap_cache())."""
         ps = self.pages
         mflags, mslot = ps.mflags, ps.mslot
         self.lru_gen += 1
-        reuse = [p for p in pages if not mflags[p] & _WRITEBACK]
+        reuse = [p for p in range(start, end) if not mflags[p] & _WRITEBACK]
         if reuse:
             if self.swap_cache is not None:
                 self.swap_cache.delete([mslot[p] for p in reuse if mflags[p] & _SWAPCACHE], cpu)
@@ -669,7 +669,7 @@ class MM:
                 mslot[p] = -1
                 mflags[p] &= ~_SWAPCACHE
         hits = 0
-        for p in pages:
+        for p in range(start, end):
             f = mflags[p]
             if f & _READAHEAD:
                 hits += 1
@@ -758,7 +758,7 @@ class MM:
         task.set_state("running", self.env.now)
         fi = mflags[i]
         if fi & _RESIDENT and not fi & (_PRESENT | _LOCKED):
-            self._map_write_list((i,), task.cpu)
+            self._map_write_run(i, i + 1, task.cpu)
             self.ev["pgfault"] += 1
         elif self.swap_io_errors:
             self._check_read_error(i)

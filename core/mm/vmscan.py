@@ -209,34 +209,45 @@ class Reclaim:
         if not scanned:
             return 0, 0, 0, np.empty(0, dtype=np.int32), 0.0
         zone.nr_inactive -= scanned
-        keep: list[int] = []
-        activate: list[int] = []
-        cand: list[int] = []
+        # Page ids go from list to list as the int objects they are (``po``,
+        # typed Any): compiled code unboxes an int-typed id, and putting it
+        # back in a list would make a new int object each time (ids are far
+        # above the small-int cache).
+        batch: list[Any] = pages
+        p: int
+        keep: list[Any] = []
+        activate: list[Any] = []
+        cand: list[Any] = []
         nr_writeback = 0
         mapped = unmapped = 0
-        for p in pages:
+        for po in batch:
+            p = po
             f = mflags[p]
             if f & (_LOCKED | _WRITEBACK):
-                keep.append(p)
+                keep.append(po)
                 if f & _WRITEBACK:
                     nr_writeback += 1
                 continue
             if f & _PRESENT:
                 mapped += 1
             if f & _REFERENCED:
-                activate.append(p)
+                activate.append(po)
             else:
-                cand.append(p)
-        writes: list[int] = []
+                cand.append(po)
+        writes: list[Any] = []
         freed = 0
         changed = False
         if cand:
-            need = [p for p in cand if not mflags[p] & _SWAPCACHE]
+            need: list[Any] = []
+            cached: list[Any] = []
+            for po in cand:
+                p = po
+                (cached if mflags[p] & _SWAPCACHE else need).append(po)
             if need and not sc.gfp & G.GFP_IO:
                 # an anon page outside the swap cache needs __GFP_IO to be
                 # added to it: kept, still mapped
                 keep += need
-                cand = [p for p in cand if mflags[p] & _SWAPCACHE]
+                cand = cached
                 need = []
             # add_to_swap(): a slot (none if swap is full), then the swap
             # cache's radix-tree nodes; a page that gets either not is
@@ -248,21 +259,23 @@ class Reclaim:
                 added = (tree.add_to_swap(slots, sc.ctx) if tree is not None
                          else [sl >= 0 for sl in slots])
                 if not all(added):
-                    failed = [p for p, a in zip(need, added) if not a]
+                    failed = [po for po, a in zip(need, added) if not a]
                     mm.swap.release_list([sl for sl, a in zip(slots, added) if not a])
                     activate += failed
                     gone = set(failed)
-                    cand = [p for p in cand if p not in gone]
-                    need = [p for p, a in zip(need, added) if a]
+                    cand = [po for po in cand if po not in gone]
+                    need = [po for po, a in zip(need, added) if a]
                     slots = [sl for sl, a in zip(slots, added) if a]
                 mslot = ps.mslot
-                for p, sl in zip(need, slots):
+                for po, sl in zip(need, slots):
+                    p = po
                     mslot[p] = sl
                     mflags[p] |= _SWAPCACHE | _DIRTY
             # try_to_unmap()
             writeout = sc.may_writepage and sc.gfp & G.GFP_IO
-            clean = []
-            for p in cand:
+            clean: list[Any] = []
+            for po in cand:
+                p = po
                 f = mflags[p]
                 if f & _PRESENT:
                     changed = True
@@ -271,31 +284,37 @@ class Reclaim:
                 if f & _DIRTY:
                     if writeout:
                         f = (f & ~_DIRTY) | _WRITEBACK | _RECLAIM
-                        writes.append(p)
-                    keep.append(p)
+                        writes.append(po)
+                    keep.append(po)
                 else:
-                    clean.append(p)
+                    clean.append(po)
                 mflags[p] = f
             freed = len(clean)
             if freed:
                 # __remove_mapping(): the page leaves the swap cache (its slot
                 # stays in the PTE) and the frame is freed.
+                mslot, mseq, mzone = ps.mslot, ps.mseq, ps.mzone
                 if mm.swap_cache is not None:
-                    mm.swap_cache.delete([ps.mslot[p] for p in clean], sc.ctx.cpu)
-                mseq, mzone = ps.mseq, ps.mzone
-                for p in clean:
+                    slots = []
+                    for po in clean:
+                        p = po
+                        slots.append(mslot[p])
+                    mm.swap_cache.delete(slots, sc.ctx.cpu)
+                gid = zone.gid
+                gids: list[int] = []
+                for po in clean:
+                    p = po
                     mflags[p] &= ~_FREED_CLEAR
                     mseq[p] = -1
-                gid = zone.gid
-                if len(mm.zones) == 1 or all(mzone[p] == gid for p in clean):
+                    gids.append(mzone[p])
+                    mzone[p] = -1
+                if len(mm.zones) == 1 or gids.count(gid) == freed:
                     sc.freeing.append((zone, freed))
                 else:
-                    gids = [mzone[p] for p in clean]
                     sc.freeing += [(mm.zones[g], gids.count(g)) for g in sorted(set(gids))]
-                for p in clean:
-                    mzone[p] = -1
         if activate:
-            for p in activate:
+            for po in activate:
+                p = po
                 mflags[p] = (mflags[p] | _ACTIVE) & ~_REFERENCED
             zone.active.push_pages(activate, ps)
             zone.nr_active += len(activate)
@@ -304,9 +323,9 @@ class Reclaim:
             if len(keep) < scanned:
                 # putback_inactive_pages() returns them in the order isolated
                 kept = set(keep)
-                keep = [p for p in pages if p in kept]
+                keep = [po for po in batch if po in kept]
             else:
-                keep = pages
+                keep = batch
             zone.inactive.push_pages(keep, ps)
             zone.nr_inactive += len(keep)
         if changed or freed or writes or activate:
@@ -444,16 +463,19 @@ class Reclaim:
             flags[pages] = (flags[pages] & ~PG_WRITEBACK | PG_DIRTY) & ~PG_RECLAIM
             mm.release_orphans(pages)
             return
-        # the rest on Python ints: a request is ≤ 31 pages
-        pl = pages.tolist()
+        # the rest on Python ints: a request is ≤ 31 pages (as objects, ``po``,
+        # and unboxed to index: see shrink_inactive)
+        pl: list[Any] = pages.tolist()
         mflags = ps.mflags
         if mm.end_page_io(pl, _WRITEBACK):
             mm.release_orphans(pages)
-        rotate = []
-        for p in pl:
+        rotate: list[Any] = []
+        p: int
+        for po in pl:
+            p = po
             f = mflags[p]
             if f & (_RECLAIM | _DIRTY | _LRU | _ACTIVE) == _RECLAIM | _LRU:
-                rotate.append(p)
+                rotate.append(po)
             mflags[p] = f & ~_RECLAIM
         if rotate:
             for gid, sel in mm.by_zone(rotate):

@@ -145,9 +145,12 @@ class KmallocRx(RxBufferHelper):
         if dc == hc:
             super().free_bulk(handles, ctx)
             return
-        bufs: list[KmallocBuf] = handles    # typed: compiled code reads the tuples natively
-        data = [h[0] for h in bufs]
-        heads = [h[1] for h in bufs]
+        # typed: compiled code reads the tuples natively, and the handles as
+        # the int objects they are (an int-typed read would box a new one
+        # for each list it goes into)
+        bufs: list[tuple[object, object, bool]] = handles
+        data: list[Any] = [h[0] for h in bufs]
+        heads: list[Any] = [h[1] for h in bufs]
         m = len(handles)
         i = 0
         while i < m:
