@@ -361,7 +361,9 @@ class SLABAllocator(SlabAllocator):
                         untag = (not self.memalloc_socks()
                                  or self.pages.pfmemalloc_allowed(gfp, ctx))
                     if untag:
-                        top = [o if o >= 0 else ~o for o in top]
+                        for j, o in enumerate(top):     # in place, as free_bulk tags
+                            if o < 0:
+                                top[j] = ~o
                     else:               # stop below the topmost tagged object
                         top = top[k - clean:]
                         k = clean
@@ -626,7 +628,10 @@ class SLABAllocator(SlabAllocator):
                 k = 1
             chunk = objs[i:i + k]
             if tag:                     # after the flush, as free() looks at the slab then
-                chunk = [~o if spfm[o >> OBJ_SHIFT] else o for o in chunk]
+                # in place: an object that stays untagged stays the same int object
+                for j, o in enumerate(chunk):
+                    if spfm[o >> OBJ_SHIFT]:
+                        chunk[j] = ~o
             e += chunk
             i += k
 
@@ -652,16 +657,22 @@ class SLABAllocator(SlabAllocator):
         """free_block(): objects back to their slabs; empty slabs destroyed above free_limit."""
         sfree, sinuse, sstate, snode = self._sfree, self._sinuse, self._sstate, self._snode
         nodes = cache.nodes
-        for obj in objs:
+        objs_o: list[Any] = objs
+        for oo in objs_o:               # ``oo``: the int object, put back as it is when untagged
+            obj: int = oo
             if obj < 0:
                 obj = ~obj              # clear_obj_pfmemalloc
+                oo = obj
             sid = obj >> OBJ_SHIFT
+            sido: Any = sid             # the slab id boxed once, for the list dicts
             l3 = nodes[snode[sid]]
             if sstate[sid] == S_FULL:
-                del l3.full[sid]
+                full: dict[Any, None] = l3.full
+                del full[sido]
             else:
-                del l3.partial[sid]
-            sfree[sid].append(obj)
+                partial: dict[Any, None] = l3.partial
+                del partial[sido]
+            sfree[sid].append(oo)
             sinuse[sid] -= 1
             l3.free_objects += 1
             if sinuse[sid] == 0:
@@ -672,7 +683,8 @@ class SLABAllocator(SlabAllocator):
                     l3.free.append(sid)  # list_add(slabs_free): the head
                     sstate[sid] = S_FREE
             else:
-                l3.partial[sid] = None   # list_add_tail(slabs_partial)
+                partial = l3.partial
+                partial[sido] = None    # list_add_tail(slabs_partial)
                 sstate[sid] = S_PARTIAL
 
     def _slab_destroy(self, cache: KmemCache, l3: NodeLists, sid: int) -> None:
