@@ -562,25 +562,33 @@ class SLUBAllocator(SlabAllocator):
             return
         c = self._cpus[cache][ctx.cpu]
         page = c.page
+        # the objects go from list to list as the int objects they are (typed
+        # Any): an int-typed object would be boxed anew for each list
+        objs_o: list[Any] = objs
+        others_o = objs_o
         if page >= 0:
-            mine = [obj for obj in objs if obj >> OBJ_SHIFT == page]
+            mine: list[Any] = []
+            others_o = []
+            obj: int
+            for oo in objs_o:
+                obj = oo
+                (mine if obj >> OBJ_SHIFT == page else others_o).append(oo)
             if mine:
                 c.freelist += mine
-                if len(mine) == len(objs):
+                if not others_o:
                     return
         # The others in order, through __slab_free(); but once an object's slab is
         # frozen (a cpu or cpu partial slab, or a full slab the free just froze), a
         # free of the next objects of the same slab only puts them on its freelist.
-        others = objs if page < 0 else [obj for obj in objs if obj >> OBJ_SHIFT != page]
+        others: list[int] = others_o
         s = self._caches[cache]
         sfree, sinuse, sfrozen = self._sfree, self._sinuse, self._sfrozen
         m = len(others)
         i = 0
         while i < m:
-            obj = others[i]
-            self._slab_free(s, obj, ctx)
+            self._slab_free(s, others_o[i], ctx)
+            sid = others[i] >> OBJ_SHIFT
             i += 1
-            sid = obj >> OBJ_SHIFT
             if sfrozen[sid]:
                 j = i
                 while j < m and others[j] >> OBJ_SHIFT == sid:
@@ -603,12 +611,13 @@ class SLUBAllocator(SlabAllocator):
             k += 1
         return k
 
-    def _slab_free(self, s: KmemCache, obj: int, ctx: AllocContext) -> None:
-        """__slab_free()."""
+    def _slab_free(self, s: KmemCache, oo: Any, ctx: AllocContext) -> None:
+        """__slab_free() of the object ``oo`` (an int, typed Any: see free_bulk)."""
+        obj: int = oo
         sid = obj >> OBJ_SHIFT
-        pfl = self._sfree[sid]
+        pfl: list[Any] = self._sfree[sid]
         prior = bool(pfl)
-        pfl.append(obj)
+        pfl.append(oo)
         self._sinuse[sid] -= 1
         if self._sfrozen[sid]:          # a cpu slab or cpu partial slab: nothing else to do
             return
