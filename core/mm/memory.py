@@ -20,7 +20,7 @@ from ..engine import Event, WaitQueue
 from ..slab import AllocContext, SlabAllocator, task_context
 from . import gfp as G
 from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_READAHEAD,
-                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK, PageQueue,
+                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK,
                     PageState, sort_by_slot)
 from .swap_state import SwapCache
 from .swapfile import SwapArea
@@ -157,8 +157,6 @@ class MM:
             # the memmap (struct page, 64 bytes per page) is allocated at boot
             z.init_free(z.present - z.present // 64)
             z.inactive_ratio = inactive_ratio_for(z.present)
-            z.inactive = PageQueue()
-            z.active = PageQueue()
             z.nr_inactive = 0
             z.nr_active = 0
         self.boot_reserved = sum(z.present // 64 for z in self.zones)

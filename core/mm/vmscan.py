@@ -380,7 +380,7 @@ class Reclaim:
         # which this scan would free: then there is no batch to move, and
         # that one page, read as Python ints, says so without a numpy round.
         t = q.tail
-        p = q.mbuf[t]
+        p: int = q.mbuf[t]
         if ps.mseq[p] == q.msq[t] and _NOIO_CLASS_B[ps.mflags[p]] == _NOIO_CHANGED:
             return 0, 0.0
         want = max_batches * SWAP_CLUSTER_MAX

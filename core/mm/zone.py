@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
+
+from .pages import PageQueue
 
 PAGE_SIZE: Final = 4096
 PAGE_SHIFT: Final = 12
@@ -82,9 +84,10 @@ class Zone:
     pages_scanned: int = 0       # since the last page freed (all_unreclaimable heuristic)
     all_unreclaimable: bool = False
     inactive_ratio: int = 1
-    #: anon LRU lists (PageQueue) and their live lengths; set up by MM
-    inactive: Any = None
-    active: Any = None
+    #: anon LRU lists and their live lengths (typed: compiled reclaim calls
+    #: their methods natively)
+    inactive: PageQueue = field(default_factory=PageQueue)
+    active: PageQueue = field(default_factory=PageQueue)
     nr_inactive: int = 0
     nr_active: int = 0
     #: clean, unmapped file pages (counted, not tracked per page)
