@@ -35,7 +35,7 @@ _PENDING: Final = object()
 class Event:
     """Something that will happen; processes wait for it by yielding it."""
 
-    __slots__ = ("env", "callbacks", "value", "when", "seq")
+    __slots__ = ("env", "value", "done", "cb", "more", "when", "seq")
 
     #: set when the event is put on the heap: its time and the order among equal times
     when: float
@@ -43,8 +43,13 @@ class Event:
 
     def __init__(self, env: "Environment") -> None:
         self.env = env
-        self.callbacks: list[Callable[[Event], None]] | None = []
         self.value: Any = _PENDING
+        #: processed: its callbacks have run (a process yielding it goes on at once)
+        self.done = False
+        #: the first callback, and any further ones in order: most events have
+        #: one (the process waiting), which then costs no list
+        self.cb: Callable[[Event], None] | None = None
+        self.more: list[Callable[[Event], None]] | None = None
 
     @property
     def triggered(self) -> bool:
@@ -52,7 +57,18 @@ class Event:
 
     @property
     def processed(self) -> bool:
-        return self.callbacks is None
+        return self.done
+
+    def add_callback(self, cb: Callable[["Event"], None]) -> None:
+        """Run ``cb(event)`` when the event is processed, after those added before."""
+        if self.done:
+            raise RuntimeError(f"{self!r} has already been processed")
+        if self.cb is None:
+            self.cb = cb
+        elif self.more is None:
+            self.more = [cb]
+        else:
+            self.more.append(cb)
 
     def succeed(self, value: Any = None) -> "Event":
         """Trigger now; callbacks run when the engine reaches this event."""
@@ -72,8 +88,10 @@ class Timeout(Event):
         if delay < 0:
             raise ValueError(f"negative delay {delay}")
         self.env = env
-        self.callbacks = []
         self.value = value
+        self.done = False
+        self.cb = None
+        self.more = None
         env._schedule(env.now + delay, self)
 
 
@@ -89,8 +107,10 @@ class _Call(Event):
 
     def __init__(self, env: "Environment", fn: Callable[[], None]) -> None:
         self.env = env
-        self.callbacks = [_call_fn]  # type: ignore[list-item]  # only ever called with self
         self.value = None
+        self.done = False
+        self.cb = _call_fn  # type: ignore[assignment]  # only ever called with self
+        self.more = None
         self.fn = fn
 
 
@@ -108,7 +128,7 @@ class Process(Event):
         self._send: Callable[[Any], Any] = gen.send
         self._resume_cb: Callable[[Event], None] = self._resume
         start = Event(env)
-        start.callbacks.append(self._resume_cb)  # type: ignore[union-attr]  # new: a list
+        start.cb = self._resume_cb
         start.succeed()
 
     def _resume(self, event: Event) -> None:
@@ -120,9 +140,11 @@ class Process(Event):
             except StopIteration as stop:
                 self.succeed(stop.value)
                 return
-            callbacks = target.callbacks
-            if callbacks is not None:
-                callbacks.append(self._resume_cb)
+            if not target.done:
+                if target.cb is None:       # add_callback(), inlined: the usual case
+                    target.cb = self._resume_cb
+                else:
+                    target.add_callback(self._resume_cb)
                 return
             value = target.value  # already processed: continue at once
 
@@ -167,7 +189,7 @@ class WaitQueue:
                 if ev.value is _PENDING:
                     self.waiters.remove(ev)
                     ev.succeed(False)
-            self.env.timeout(timeout).callbacks.append(expire)  # type: ignore[union-attr]
+            self.env.timeout(timeout).add_callback(expire)
         return ev
 
     def wake_up_all(self) -> int:
@@ -230,6 +252,20 @@ def heappop(heap: list[Event]) -> Event:
     return top
 
 
+def _process(event: Event) -> None:
+    """Run the event's callbacks in the order added; later additions are refused."""
+    event.done = True
+    cb = event.cb
+    if cb is not None:
+        event.cb = None
+        cb(event)
+        more = event.more
+        if more is not None:
+            event.more = None
+            for cb in more:
+                cb(event)
+
+
 class Environment:
     """Simulated time and the event queue."""
 
@@ -290,10 +326,10 @@ class Environment:
             if done.value is _PENDING:
                 done.succeed(ev)
         for ev in events:
-            if ev.callbacks is None:
+            if ev.done:
                 first(ev)
             else:
-                ev.callbacks.append(first)
+                ev.add_callback(first)
         return done
 
     # -- running ---------------------------------------------------------
@@ -318,10 +354,7 @@ class Environment:
         else:
             event = heappop(queue)
             self.now = event.when
-        callbacks: list[Callable[[Event], None]] = event.callbacks  # type: ignore[assignment]
-        event.callbacks = None    # queued events are not processed yet: a list
-        for cb in callbacks:
-            cb(event)
+        _process(event)
 
     def stop(self, reason: Any = None) -> None:
         """Make ``run`` return after the current event."""
@@ -347,10 +380,7 @@ class Environment:
                 if until is not None:
                     self.now = max(self.now, limit)
                 break
-            callbacks: list[Callable[[Event], None]] = event.callbacks  # type: ignore[assignment]
-            event.callbacks = None
-            for cb in callbacks:
-                cb(event)
+            _process(event)
             n += 1
         self.events_processed += n
         return None if self._stopped is _PENDING else self._stopped

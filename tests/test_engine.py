@@ -44,12 +44,26 @@ def test_succeed_orders_with_timeouts_at_same_time():
     env = Environment()
     order = []
     ev = env.event()
-    env.timeout(0).callbacks.append(lambda _e: order.append("t0"))
-    ev.callbacks.append(lambda _e: order.append("ev"))
+    env.timeout(0).add_callback(lambda _e: order.append("t0"))
+    ev.add_callback(lambda _e: order.append("ev"))
     ev.succeed()
-    env.timeout(0).callbacks.append(lambda _e: order.append("t1"))
+    env.timeout(0).add_callback(lambda _e: order.append("t1"))
     env.run()
     assert order == ["t0", "ev", "t1"]
+
+
+def test_callbacks_run_in_the_order_added_and_none_after_processing():
+    env = Environment()
+    ev = env.event()
+    order = []
+    for name in ("a", "b", "c"):
+        ev.add_callback(lambda e, name=name: order.append((name, e.value)))
+    assert not ev.processed
+    ev.succeed(7)
+    env.run()
+    assert order == [("a", 7), ("b", 7), ("c", 7)] and ev.processed
+    with pytest.raises(RuntimeError, match="already been processed"):
+        ev.add_callback(lambda e: None)
 
 
 def test_timeouts_advance_now_and_carry_values():
