@@ -159,7 +159,7 @@ def repeat(step: Callable[[], Generator[Event, Any, Any]], times: int,
     A workload's loop written in a plugin would put an interpreted generator
     frame into the chain its process resumes at every event; this one is
     compiled (for usemem, ~12 M resumes at 2 GiB)."""
-    for _ in range(times):
+    for _i in range(times):
         yield from step()
     then()
 

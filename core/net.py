@@ -88,7 +88,7 @@ class RxBufferHelper:
         with batched slab calls that return the same handles and leave the same state."""
         out: list[Any] = []
         alloc = self.alloc
-        for _ in range(n):
+        for _i in range(n):
             handle = alloc(gfp, ctx)
             if handle is None:
                 break

@@ -153,7 +153,7 @@ class SlabAllocator:
         """
         out: list[int] = []
         alloc = self.alloc
-        for _ in range(n):
+        for _i in range(n):
             obj = alloc(cache, gfp, ctx)
             if obj < 0:
                 break

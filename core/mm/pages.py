@@ -182,7 +182,7 @@ class PageQueue:
         t = self.tail
         mbuf, msq = self.mbuf, self.msq
         out: list[int] = []
-        for _ in range(k):
+        for _i in range(k):
             p: int = mbuf[t]
             if mseq[p] == msq[t]:
                 out.append(p)

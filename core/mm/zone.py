@@ -169,7 +169,7 @@ class Zone:
         fa = self.free_area
         self.nr_free += count << order
         frac = self.nr_free / self.present if self.present else 0.0
-        for _ in range(count):
+        for _i in range(count):
             o = order
             while o < MAX_ORDER - 1:
                 self.merge_credit += frac

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import Any, Final
 
 from swapsim._mypyc import mypyc_attr
@@ -22,6 +21,14 @@ KmallocBuf = tuple[int, int, bool]
 
 #: how many objects a free_fast_count() call looks at (bounds the copying of slices)
 _WINDOW: Final = 128
+
+
+def _add_bufs(out: list[Any], data: list[Any], heads: list[Any]) -> None:
+    """``out += zip(data, heads, repeat(False))`` as a compiled loop, the
+    handles going in as the int objects they are (no zip, repeat or generic
+    extend per call: most calls pair a few buffers)."""
+    for i in range(min(len(data), len(heads))):
+        out.append((data[i], heads[i], False))
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -99,7 +106,7 @@ class KmallocRx(RxBufferHelper):
                 j = len(data)
                 heads = slab.alloc_bulk(hc, gfp, ctx, j)
                 _hits(len(heads), j)
-                out += zip(data, heads, repeat(False))
+                _add_bufs(out, data, heads)
                 n -= j
                 if j == kh:
                     continue
@@ -118,7 +125,7 @@ class KmallocRx(RxBufferHelper):
                 j = len(heads)
                 data = slab.alloc_bulk(dc, dgfp, ctx, j)
                 _hits(len(data), j)
-                out += zip(data, heads, repeat(False))
+                _add_bufs(out, data, heads)
                 n -= j
                 if j == kd:
                     continue
@@ -234,7 +241,7 @@ class PageFragRx(RxBufferHelper):
             pages = []
             cur = self.cur
             failed = False
-            for _ in range(k):
+            for _i in range(k):
                 if cur is None or cur[2] == 0:
                     zone, pfm = mm.alloc_nosleep(gfp, 0, ctx)
                     if zone < 0:        # alloc() returns None before the head
