@@ -69,10 +69,14 @@ def vec_i32(n: int, fill: int) -> vec[i32]:
 
 
 def sort_by_slot(pages: list[int], mslot: vec[i32]) -> list[int]:
-    """``pages`` (each holding a swap slot, so no two keys tie) in slot order."""
-    keyed = [int(mslot[p]) << 32 | p for p in pages]
+    """``pages`` (each holding a swap slot, so no two keys tie) in slot order.
+
+    Sorts (slot, index) keys and picks the pages by index: they go into the
+    result as the int objects they are (see vmscan.shrink_inactive)."""
+    keyed = [int(mslot[p]) << 32 | i for i, p in enumerate(pages)]
     keyed.sort()
-    return [x & 0xFFFFFFFF for x in keyed]
+    objs: list[Any] = pages
+    return [objs[x & 0xFFFFFFFF] for x in keyed]
 
 
 def wrap32(x: int) -> int:
