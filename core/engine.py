@@ -209,10 +209,8 @@ def _before(a: Event, b: Event) -> bool:
     return a.when < b.when or (a.when == b.when and a.seq < b.seq)
 
 
-def heappush(heap: list[Event], event: Event) -> None:
-    """heapq.heappush() for events ordered by ``(when, seq)``."""
-    heap.append(event)
-    pos = len(heap) - 1
+def _sift_up(heap: list[Event], pos: int, event: Event) -> None:
+    """Put ``event`` at ``pos`` or above it, moving the later parents down."""
     while pos > 0:
         up = (pos - 1) >> 1
         parent = heap[up]
@@ -221,6 +219,12 @@ def heappush(heap: list[Event], event: Event) -> None:
         heap[pos] = parent
         pos = up
     heap[pos] = event
+
+
+def heappush(heap: list[Event], event: Event) -> None:
+    """heapq.heappush() for events ordered by ``(when, seq)``."""
+    heap.append(event)
+    _sift_up(heap, len(heap) - 1, event)
 
 
 def heappop(heap: list[Event]) -> Event:
@@ -241,14 +245,7 @@ def heappop(heap: list[Event]) -> Event:
         heap[pos] = heap[child]
         pos = child
         child = 2 * pos + 1
-    while pos > 0:
-        up = (pos - 1) >> 1
-        parent = heap[up]
-        if not _before(last, parent):
-            break
-        heap[pos] = parent
-        pos = up
-    heap[pos] = last
+    _sift_up(heap, pos, last)
     return top
 
 

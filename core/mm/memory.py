@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, Generator
 
+import attrs
 import numpy as np
 import structlog
 
@@ -67,19 +68,23 @@ class Costs:
     lookup per attribute; the fault and reclaim paths read these per batch.
     """
 
+    touch_page: float
+    fault_zero: float
+    fault_minor: float
+    fault_major: float
+    swapin_page: float
+    alloc_page: float
+    scan_page: float
+    page_referenced: float
+    unmap_page: float
+    pageout: float
+    free_page: float
+    timeslice: float
+
     def __init__(self, cfg: Any) -> None:
-        self.touch_page: float = float(cfg.touch_page)
-        self.fault_zero: float = float(cfg.fault_zero)
-        self.fault_minor: float = float(cfg.fault_minor)
-        self.fault_major: float = float(cfg.fault_major)
-        self.swapin_page: float = float(cfg.swapin_page)
-        self.alloc_page: float = float(cfg.alloc_page)
-        self.scan_page: float = float(cfg.scan_page)
-        self.page_referenced: float = float(cfg.page_referenced)
-        self.unmap_page: float = float(cfg.unmap_page)
-        self.pageout: float = float(cfg.pageout)
-        self.free_page: float = float(cfg.free_page)
-        self.timeslice: float = float(cfg.timeslice)
+        # every figure of the config: one not declared above fails here
+        for f in attrs.fields(type(cfg)):
+            setattr(self, f.name, float(getattr(cfg, f.name)))
 
 
 class OutOfMemory(Exception):
