@@ -203,7 +203,7 @@ class Reclaim:
         """
         mm = self.mm
         ps = mm.pages
-        mflags = ps.mflags
+        mflags, mslot = ps.mflags, ps.mslot
         pages = self._isolate_list(zone.inactive, nr)
         scanned = len(pages)
         if not scanned:
@@ -266,7 +266,6 @@ class Reclaim:
                     cand = [po for po in cand if po not in gone]
                     need = [po for po, a in zip(need, added) if a]
                     slots = [sl for sl, a in zip(slots, added) if a]
-                mslot = ps.mslot
                 for po, sl in zip(need, slots):
                     p = po
                     mslot[p] = sl
@@ -293,7 +292,7 @@ class Reclaim:
             if freed:
                 # __remove_mapping(): the page leaves the swap cache (its slot
                 # stays in the PTE) and the frame is freed.
-                mslot, mseq, mzone = ps.mslot, ps.mseq, ps.mzone
+                mseq, mzone = ps.mseq, ps.mzone
                 if mm.swap_cache is not None:
                     slots = []
                     for po in clean:
@@ -336,7 +335,7 @@ class Reclaim:
             self.ev[self._ev_steal[kind][zone.idx]] += freed
         zone.pages_scanned += scanned
         if writes:
-            writes = sort_by_slot(writes, ps.mslot)
+            writes = sort_by_slot(writes, mslot)
             mm.nr_writeback += len(writes)
             self.ev["pswpout"] += len(writes)
             self.ev["pgpgout"] += 4 * len(writes)

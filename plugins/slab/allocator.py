@@ -666,12 +666,9 @@ class SLABAllocator(SlabAllocator):
             sid = obj >> OBJ_SHIFT
             sido: Any = sid             # the slab id boxed once, for the list dicts
             l3 = nodes[snode[sid]]
-            if sstate[sid] == S_FULL:
-                full: dict[Any, None] = l3.full
-                del full[sido]
-            else:
-                partial: dict[Any, None] = l3.partial
-                del partial[sido]
+            full: dict[Any, None] = l3.full
+            partial: dict[Any, None] = l3.partial
+            del (full if sstate[sid] == S_FULL else partial)[sido]
             sfree[sid].append(oo)
             sinuse[sid] -= 1
             l3.free_objects += 1
@@ -683,7 +680,6 @@ class SLABAllocator(SlabAllocator):
                     l3.free.append(sid)  # list_add(slabs_free): the head
                     sstate[sid] = S_FREE
             else:
-                partial = l3.partial
                 partial[sido] = None    # list_add_tail(slabs_partial)
                 sstate[sid] = S_PARTIAL
 
