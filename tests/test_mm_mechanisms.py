@@ -32,6 +32,7 @@ from swapsim.mm.memory import Costs
 from swapsim.mm.pages import PageQueue, PageState
 from swapsim.pluginmanager import get_plugin_manager
 from swapsim.simulation import Simulation
+from swapsim.mm import vmscan
 from swapsim.mm.vmscan import Reclaim
 from swapsim.slab import AllocContext
 
@@ -808,13 +809,23 @@ def test_anon_reclaim_never_flags_a_zone_congested(pm):
 
 # -- GFP_NOIO scans in runs of batches: the same end state as batch by batch ---------------
 
-def _noio_scan(pm, kinds, stale, prio, batched):
+#: how rotate_inert may sweep: its C loops (when built) and its numpy reference
+SWEEPS = ["numpy"] + (["native"] if vmscan._native_sweep is not None else [])
+
+
+def _noio_scan(pm, kinds, stale, prio, sweep):
+    """``sweep``: None for batch by batch (shrink_inactive), else "numpy" or
+    "native" for rotate_inert's runs of batches."""
     from swapsim.mm.pages import (PG_DIRTY, PG_LOCKED, PG_PRESENT, PG_REFERENCED,
                                   PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK)
     from swapsim.mm.vmscan import ScanControl
     sim = make_sim(pm)
     mm = sim.mm
-    mm.reclaim.batch_inert = batched
+    mm.reclaim.batch_inert = sweep is not None
+    if sweep == "numpy":
+        mm.reclaim.sweep = None
+    else:
+        assert sweep is None or mm.reclaim.sweep is not None
     zone = zones_by_name(sim)["DMA32"]
     ps = mm.pages
     n = len(kinds)
@@ -859,20 +870,52 @@ _NOIO_PAGES = st.lists(st.one_of(st.lists(st.sampled_from([0, 0, 1, 2, 4]), min_
 @given(kinds=_NOIO_PAGES, stale=st.lists(st.integers(0, 999), max_size=40),
        prio=st.integers(0, 2))
 def test_noio_runs_of_batches_end_where_batch_by_batch_does(pm, kinds, stale, prio):
-    batched = _noio_scan(pm, kinds, stale, prio, True)
-    assert batched == _noio_scan(pm, kinds, stale, prio, False)
-    note(f"scanned {batched[8]}")
+    batch_by_batch = _noio_scan(pm, kinds, stale, prio, None)
+    for sweep in SWEEPS:
+        assert _noio_scan(pm, kinds, stale, prio, sweep) == batch_by_batch, sweep
+    note(f"scanned {batch_by_batch[8]}")
 
 
-@pytest.mark.parametrize("batched", [False, True])
-def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, batched):
+@pytest.mark.parametrize("sweep", [None, *SWEEPS])
+def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, sweep):
     # putback_inactive_pages() returns each page to the head in the order
     # isolate_lru_pages() took it: a GFP_NOIO pass over a list it cannot
     # change (under writeback, under read, mapped outside the swap cache,
     # dirty in the swap cache) leaves the list as it found it
     kinds = [0, 1, 0, 4, 2, 0, 1, 4] * 16
-    inactive = _noio_scan(pm, kinds, [], 0, batched)[0]
+    inactive = _noio_scan(pm, kinds, [], 0, sweep)[0]
     assert inactive == list(range(len(kinds)))
+
+
+def test_the_sweep_loops_are_built_with_the_compiled_modules():
+    # setup.py builds core/_sweep.c whenever it compiles with mypyc: a compiled
+    # install without it would silently run rotate_inert's slower numpy path
+    if not vmscan.__file__.endswith(".py"):
+        assert vmscan._native_sweep is not None
+    elif vmscan._native_sweep is None:
+        pytest.skip("a pure-Python install: neither mypyc's modules nor the C loops are built")
+
+
+def test_the_sweep_loops_refuse_what_they_cannot_read():
+    sweep = vmscan._native_sweep
+    if sweep is None:
+        pytest.skip("core/_sweep.c is not built in a pure-Python install")
+    ring, seqs = np.zeros(8, np.int32), np.zeros(8, np.int32)
+    lru_seq, flags = np.zeros(4, np.int32), np.zeros(4, np.uint16)
+    cls = vmscan._NOIO_CLASS
+    ring[0] = 4                         # one page past the end
+    with pytest.raises(IndexError, match="outside the 4 pages"):
+        sweep.noio_scan(ring, seqs, 0, 1, lru_seq, flags, cls, 32)
+    with pytest.raises(ValueError, match="power-of-two"):
+        sweep.noio_scan(ring[:6], seqs[:6], 0, 1, lru_seq, flags, cls, 32)
+    with pytest.raises(ValueError, match="every uint16 value"):
+        sweep.noio_scan(ring, seqs, 0, 1, lru_seq, flags, cls[:100], 32)
+    ring[0] = 1
+    with pytest.raises(ValueError, match="fewer live entries"):
+        sweep.noio_move(ring, seqs, 0, 4, 9, lru_seq, flags, cls)
+    ring.flags.writeable = False        # noio_move writes the ring
+    with pytest.raises(ValueError, match="read-only"):
+        sweep.noio_move(ring, seqs, 0, 4, 1, lru_seq, flags, cls)
 
 
 # -- when reclaimed pages reach the free lists; kswapd and the DMA zone's lowmem_reserve ---

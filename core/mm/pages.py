@@ -109,7 +109,8 @@ class PageQueue:
     def __len__(self) -> int:
         return self.n
 
-    def _grow(self, need: int) -> None:
+    def reserve(self, need: int) -> None:
+        """Make room for ``need`` more entries (the ring doubles, its order kept)."""
         cap = len(self.buf)
         if self.n + need <= cap:
             return
@@ -130,7 +131,7 @@ class PageQueue:
         k = len(pages)
         if not k:
             return
-        self._grow(k)
+        self.reserve(k)
         mask = len(self.buf) - 1
         h = self.head
         if h + k <= mask + 1:
@@ -149,7 +150,7 @@ class PageQueue:
         if not k:
             return
         seq = ps.new_seqs_list(pages)
-        self._grow(k)
+        self.reserve(k)
         mask = len(self.buf) - 1
         h = self.head
         mbuf, msq = self.mbuf, self.msq
@@ -167,7 +168,7 @@ class PageQueue:
         if not k:
             return
         seq = ps.new_seqs_list(pages)
-        self._grow(k)
+        self.reserve(k)
         mask = len(self.buf) - 1
         t = self.tail
         mbuf, msq = self.mbuf, self.msq
@@ -200,7 +201,7 @@ class PageQueue:
         k = len(pages)
         if not k:
             return
-        self._grow(k)
+        self.reserve(k)
         mask = len(self.buf) - 1
         start = (self.tail - k) & mask
         # like list_move_tail() page by page: the last page given ends up nearest the tail
@@ -212,6 +213,11 @@ class PageQueue:
             self.buf[idx] = pages[::-1]
             self.sq[idx] = seqs[::-1]
         self.tail = start
+        self.n += k
+
+    def advance_head(self, k: int) -> None:
+        """Count ``k`` entries written in place at the head (after reserve(k))."""
+        self.head = (self.head + k) & (len(self.buf) - 1)
         self.n += k
 
     def peek(self, start: int, k: int) -> tuple[np.ndarray, np.ndarray]:

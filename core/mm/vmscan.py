@@ -9,6 +9,7 @@ batches other tasks run.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, Final, Generator
 
 import numpy as np
@@ -26,6 +27,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..cpu import Task
     from .memory import MM, Costs, Node
     from .zone import Zone
+
+try:        # an accelerator built with the compiled modules (see setup.py)
+    _native_sweep: Any = importlib.import_module("swapsim._sweep")
+except ImportError:     # a pure-Python install: rotate_inert's numpy reference runs
+    _native_sweep = None
 
 SWAP_CLUSTER_MAX: Final = 32
 
@@ -101,6 +107,8 @@ class Reclaim:
         #: scan runs of batches that reclaim without __GFP_IO can only put back in
         #: one step (see rotate_inert); off, every batch goes through shrink_inactive
         self.batch_inert = True
+        #: rotate_inert's C loops (core/_sweep.c), or None: its numpy reference
+        self.sweep: Any = _native_sweep
         self.mm = mm
         self.sim = mm.sim
         self.env = mm.env
@@ -371,7 +379,6 @@ class Reclaim:
         charges their CPU time as one burst.
         """
         ps = self.mm.pages
-        flags, lru_seq = ps.flags, ps.lru_seq
         q = zone.inactive
         if not q.n:
             return 0, 0.0
@@ -383,6 +390,40 @@ class Reclaim:
         if ps.mseq[p] == q.msq[t] and _NOIO_CLASS_B[ps.mflags[p]] == _NOIO_CHANGED:
             return 0, 0.0
         want = max_batches * SWAP_CLUSTER_MAX
+        if self.sweep is not None:
+            n, mapped = self._rotate_inert_native(q, want, max_batches)
+        else:
+            n, mapped = self._rotate_inert_numpy(q, want, max_batches)
+        if not n:
+            return 0, 0.0
+        kind = 1 if sc.kswapd else 0
+        self.ev[self._ev_scan[kind][zone.idx]] += n
+        zone.pages_scanned += n
+        sc.nr_scanned += n
+        return n // SWAP_CLUSTER_MAX, self._scan_cpu(n, mapped)
+
+    def _rotate_inert_native(self, q: PageQueue, want: int, max_batches: int) -> tuple[int, int]:
+        """rotate_inert's scan and move with the C loops of core/_sweep.c:
+        (pages moved, how many of them page_referenced() walks)."""
+        ps = self.mm.pages
+        sweep = self.sweep
+        first: int = sweep.noio_scan(q.buf, q.sq, q.tail, q.n, ps.lru_seq, ps.flags,
+                                     _NOIO_CLASS, want)
+        n = min(first // SWAP_CLUSTER_MAX, max_batches) * SWAP_CLUSTER_MAX
+        if not n:
+            return 0, 0
+        q.reserve(n)
+        used, mapped = sweep.noio_move(q.buf, q.sq, q.tail, q.head, n, ps.lru_seq, ps.flags,
+                                       _NOIO_CLASS)
+        q.advance_head(n)
+        q.drop(used)
+        return n, mapped
+
+    def _rotate_inert_numpy(self, q: PageQueue, want: int, max_batches: int) -> tuple[int, int]:
+        """rotate_inert's scan and move in numpy: the reference for the C loops,
+        and what runs when they are not built."""
+        ps = self.mm.pages
+        flags, lru_seq = ps.flags, ps.lru_seq
         # look at the tail, in place, until a page the scan would change shows
         # up: what the batches need and a little more for stale entries, then
         # more if the ring wraps or there were more.  take() rather than fancy
@@ -415,7 +456,7 @@ class Reclaim:
         k = min(first // SWAP_CLUSTER_MAX, max_batches)
         n = k * SWAP_CLUSTER_MAX
         if not n:
-            return 0, 0.0
+            return 0, 0
         # The first n live entries move to the head in the order isolated, as
         # putback_inactive_pages() puts them back; a page that only moves keeps
         # its entry's sequence number.  Stale entries before the last of them
@@ -443,11 +484,7 @@ class Reclaim:
         else:
             q.push(np.concatenate(pages), np.concatenate(seqs))
         q.drop(used)        # after push: the views are of the entries it drops
-        kind = 1 if sc.kswapd else 0
-        self.ev[self._ev_scan[kind][zone.idx]] += n
-        zone.pages_scanned += n
-        sc.nr_scanned += n
-        return k, self._scan_cpu(n, mapped)
+        return n, mapped
 
     def write_done(self, req: Request) -> None:
         """end_swap_bio_write() → end_page_writeback() → rotate_reclaimable_page()."""
