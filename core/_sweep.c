@@ -1,12 +1,12 @@
 /*
- * swapsim._sweep: the two inner loops of Reclaim.rotate_inert
+ * swapsim._sweep: the inner loop of Reclaim.rotate_inert
  * (core/mm/vmscan.py) in C, an accelerator only.
  *
  * Why: at 2 GiB, nbd0's GFP_NOIO reclaim in vanilla-slab looks at some
  * 5.3 G LRU entries, about 5.4 K per call.  The numpy version pays a dozen
  * numpy calls per call (casts, three gathers, compares, the move) and about
  * half its time is that overhead; a scalar loop compiled by mypyc is slower
- * still (boxed reads).  Here the scan and the move are one pass each.
+ * still (boxed reads).  Here the scan and the move are one pass.
  *
  * The numpy code in rotate_inert stays the reference: it runs when this
  * module is not built (pure-Python installs), and the tests run both and
@@ -24,8 +24,9 @@
 
 #define NOIO_CHANGED 2
 #define NOIO_WALKED 1
+#define BATCH 32                /* SWAP_CLUSTER_MAX */
 
-/* The buffers both functions read, and their lengths in items. */
+/* The buffers noio_rotate() reads and writes, and their lengths in items. */
 typedef struct {
     Py_buffer ring, ring_seq, lru_seq, flags, cls;
     int held;                   /* how many of them are held, in that order */
@@ -54,13 +55,13 @@ static int view(Views *v, Py_buffer *b, PyObject *o, Py_ssize_t itemsize, int wr
     return 0;
 }
 
-/* Take the buffers of args[0], args[1] (the ring) and args[k..k+2]
+/* Take the buffers of args[0], args[1] (the ring, written) and args[k..k+2]
  * (lru_seq, flags, class table) and check their lengths. */
-static int take_views(Views *v, PyObject *const *args, Py_ssize_t k, int writable)
+static int take_views(Views *v, PyObject *const *args, Py_ssize_t k)
 {
     v->held = 0;
-    if (view(v, &v->ring, args[0], 4, writable, "ring pages") < 0
-        || view(v, &v->ring_seq, args[1], 4, writable, "ring seqs") < 0
+    if (view(v, &v->ring, args[0], 4, 1, "ring pages") < 0
+        || view(v, &v->ring_seq, args[1], 4, 1, "ring seqs") < 0
         || view(v, &v->lru_seq, args[k], 4, 0, "lru_seq") < 0
         || view(v, &v->flags, args[k + 1], 2, 0, "flags") < 0
         || view(v, &v->cls, args[k + 2], 1, 0, "class table") < 0)
@@ -92,103 +93,74 @@ static int ssize_args(PyObject *const *args, Py_ssize_t first, Py_ssize_t count,
     return 0;
 }
 
-static PyObject *bad_page(Views *v, int32_t p)
-{
-    release(v);
-    return PyErr_Format(PyExc_IndexError, "page id %d in the ring is outside the %zd pages",
-                        (int)p, v->npages);
-}
+PyDoc_STRVAR(noio_rotate_doc,
+"noio_rotate(ring_pages, ring_seqs, tail, n, head, lru_seq, flags, cls, max_batches)\n"
+"    -> (moved, used, walked)\n\n"
+"Walk the ring's n entries from the tail and copy each live one, with its\n"
+"sequence number, to the head, until a page whose class is 2 (changed) or\n"
+"max_batches * 32 copies.  Only whole batches of 32 count: returns how many\n"
+"entries that is (to add at the head), how many raw entries from the tail\n"
+"through the last of them (to drop), and how many of them have class 1\n"
+"(page_referenced() walks them).  The max_batches * 32 slots at the head\n"
+"must be free; what is written there beyond the whole batches is not counted.");
 
-PyDoc_STRVAR(noio_scan_doc,
-"noio_scan(ring_pages, ring_seqs, tail, n, lru_seq, flags, cls, want) -> int\n\n"
-"Walk the ring's n entries from the tail: the number of live entries\n"
-"before the first whose page's class is 2 (changed), at most want.");
-
-static PyObject *noio_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *noio_rotate(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8)
-        return PyErr_Format(PyExc_TypeError, "noio_scan() takes 8 arguments (%zd given)", nargs);
-    Py_ssize_t ints[2], want;
-    if (ssize_args(args, 2, 2, ints) < 0 || ssize_args(args, 7, 1, &want) < 0)
+    if (nargs != 9)
+        return PyErr_Format(PyExc_TypeError, "noio_rotate() takes 9 arguments (%zd given)", nargs);
+    Py_ssize_t ints[3], max_batches;
+    if (ssize_args(args, 2, 3, ints) < 0 || ssize_args(args, 8, 1, &max_batches) < 0)
         return NULL;
     Views v;
-    if (take_views(&v, args, 4, 0) < 0)
+    if (take_views(&v, args, 5) < 0)
         return NULL;
-    const int32_t *ring = v.ring.buf, *ring_seq = v.ring_seq.buf, *lru_seq = v.lru_seq.buf;
-    const uint16_t *flags = v.flags.buf;
-    const uint8_t *cls = v.cls.buf;
-    Py_ssize_t mask = v.cap - 1, t = ints[0], n = ints[1] < v.cap ? ints[1] : v.cap;
-    Py_ssize_t nlive = 0;
-    for (Py_ssize_t i = 0; i < n && nlive < want; i++) {
-        Py_ssize_t at = (t + i) & mask;
-        int32_t p = ring[at];
-        if ((uint32_t)p >= (uint64_t)v.npages)
-            return bad_page(&v, p);
-        if (lru_seq[p] != ring_seq[at])
-            continue;           /* stale: the page has moved since */
-        if (cls[flags[p]] == NOIO_CHANGED)
-            break;
-        nlive++;
+    Py_ssize_t mask = v.cap - 1, t = ints[0], n = ints[1], h = ints[2];
+    Py_ssize_t want = max_batches * BATCH;
+    if (n < 0 || want < 0 || n + want > v.cap || ((t + n) & mask) != (h & mask)) {
+        release(&v);
+        PyErr_SetString(PyExc_ValueError,
+                        "noio_rotate(): the head must follow the n entries, with room for the batches");
+        return NULL;
     }
-    release(&v);
-    return PyLong_FromSsize_t(nlive);
-}
-
-PyDoc_STRVAR(noio_move_doc,
-"noio_move(ring_pages, ring_seqs, tail, head, count, lru_seq, flags, cls) -> (used, walked)\n\n"
-"Copy the first count live entries from the tail to the head, in order,\n"
-"with their sequence numbers; the slots at the head must be free.  Returns\n"
-"the raw entries from the tail through the last one copied (to drop), and\n"
-"how many of the copied pages' class is 1 (page_referenced() walks them).");
-
-static PyObject *noio_move(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 8)
-        return PyErr_Format(PyExc_TypeError, "noio_move() takes 8 arguments (%zd given)", nargs);
-    Py_ssize_t ints[3];
-    if (ssize_args(args, 2, 3, ints) < 0)
-        return NULL;
-    Views v;
-    if (take_views(&v, args, 5, 1) < 0)
-        return NULL;
     int32_t *ring = v.ring.buf, *ring_seq = v.ring_seq.buf;
     const int32_t *lru_seq = v.lru_seq.buf;
     const uint16_t *flags = v.flags.buf;
     const uint8_t *cls = v.cls.buf;
-    Py_ssize_t mask = v.cap - 1, t = ints[0], h = ints[1], count = ints[2];
-    Py_ssize_t moved = 0, used = 0, walked = 0;
-    while (moved < count) {
-        if (used == v.cap) {
-            release(&v);
-            PyErr_SetString(PyExc_ValueError, "noio_move(): fewer live entries than count");
-            return NULL;
-        }
-        Py_ssize_t at = (t + used) & mask;
+    Py_ssize_t nlive = 0, walked = 0, used = 0, batches_walked = 0;
+    for (Py_ssize_t i = 0; i < n && nlive < want; i++) {
+        Py_ssize_t at = (t + i) & mask;
         int32_t p = ring[at];
-        used++;
-        if ((uint32_t)p >= (uint64_t)v.npages)
-            return bad_page(&v, p);
+        if ((uint32_t)p >= (uint64_t)v.npages) {
+            release(&v);
+            return PyErr_Format(PyExc_IndexError,
+                                "page id %d in the ring is outside the %zd pages", (int)p, v.npages);
+        }
         if (lru_seq[p] != ring_seq[at])
-            continue;
-        walked += cls[flags[p]] == NOIO_WALKED;
-        Py_ssize_t to = (h + moved) & mask;
+            continue;           /* stale: the page has moved since */
+        uint8_t c = cls[flags[p]];
+        if (c == NOIO_CHANGED)
+            break;
+        Py_ssize_t to = (h + nlive) & mask;
         ring[to] = p;
         ring_seq[to] = ring_seq[at];
-        moved++;
+        walked += c == NOIO_WALKED;
+        if (++nlive % BATCH == 0) {
+            used = i + 1;
+            batches_walked = walked;
+        }
     }
     release(&v);
-    return Py_BuildValue("(nn)", used, walked);
+    return Py_BuildValue("(nnn)", nlive - nlive % BATCH, used, batches_walked);
 }
 
 static PyMethodDef methods[] = {
-    {"noio_scan", (PyCFunction)(void (*)(void))noio_scan, METH_FASTCALL, noio_scan_doc},
-    {"noio_move", (PyCFunction)(void (*)(void))noio_move, METH_FASTCALL, noio_move_doc},
+    {"noio_rotate", (PyCFunction)(void (*)(void))noio_rotate, METH_FASTCALL, noio_rotate_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "swapsim._sweep",
-    "The inner loops of Reclaim.rotate_inert in C (see core/_sweep.c).", -1, methods,
+    "The inner loop of Reclaim.rotate_inert in C (see core/_sweep.c).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__sweep(void)

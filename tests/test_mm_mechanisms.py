@@ -896,26 +896,30 @@ def test_the_sweep_loops_are_built_with_the_compiled_modules():
         pytest.skip("a pure-Python install: neither mypyc's modules nor the C loops are built")
 
 
-def test_the_sweep_loops_refuse_what_they_cannot_read():
+def test_the_sweep_loop_refuses_what_it_cannot_read():
     sweep = vmscan._native_sweep
     if sweep is None:
         pytest.skip("core/_sweep.c is not built in a pure-Python install")
-    ring, seqs = np.zeros(8, np.int32), np.zeros(8, np.int32)
+    ring, seqs = np.zeros(64, np.int32), np.zeros(64, np.int32)
     lru_seq, flags = np.zeros(4, np.int32), np.zeros(4, np.uint16)
     cls = vmscan._NOIO_CLASS
     ring[0] = 4                         # one page past the end
     with pytest.raises(IndexError, match="outside the 4 pages"):
-        sweep.noio_scan(ring, seqs, 0, 1, lru_seq, flags, cls, 32)
+        sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls, 1)
     with pytest.raises(ValueError, match="power-of-two"):
-        sweep.noio_scan(ring[:6], seqs[:6], 0, 1, lru_seq, flags, cls, 32)
+        sweep.noio_rotate(ring[:48], seqs[:48], 0, 1, 1, lru_seq, flags, cls, 1)
     with pytest.raises(ValueError, match="every uint16 value"):
-        sweep.noio_scan(ring, seqs, 0, 1, lru_seq, flags, cls[:100], 32)
+        sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls[:100], 1)
+    with pytest.raises(ValueError, match="room for the batches"):   # 1 + 2 × 32 entries > 64 slots
+        sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls, 2)
+    with pytest.raises(ValueError, match="head must follow"):
+        sweep.noio_rotate(ring, seqs, 0, 1, 3, lru_seq, flags, cls, 1)
     ring[0] = 1
-    with pytest.raises(ValueError, match="fewer live entries"):
-        sweep.noio_move(ring, seqs, 0, 4, 9, lru_seq, flags, cls)
-    ring.flags.writeable = False        # noio_move writes the ring
+    assert sweep.noio_rotate(ring, seqs, 0, 32, 32, lru_seq, flags, cls, 1) == (32, 32, 0)
+    assert ring[32:].tolist() == [1] + [0] * 31
+    ring.flags.writeable = False        # it copies entries to the head
     with pytest.raises(ValueError, match="read-only"):
-        sweep.noio_move(ring, seqs, 0, 4, 1, lru_seq, flags, cls)
+        sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls, 1)
 
 
 # -- when reclaimed pages reach the free lists; kswapd and the DMA zone's lowmem_reserve ---

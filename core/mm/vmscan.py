@@ -403,20 +403,15 @@ class Reclaim:
         return n // SWAP_CLUSTER_MAX, self._scan_cpu(n, mapped)
 
     def _rotate_inert_native(self, q: PageQueue, want: int, max_batches: int) -> tuple[int, int]:
-        """rotate_inert's scan and move with the C loops of core/_sweep.c:
+        """rotate_inert's scan and move as one C loop (core/_sweep.c):
         (pages moved, how many of them page_referenced() walks)."""
         ps = self.mm.pages
-        sweep = self.sweep
-        first: int = sweep.noio_scan(q.buf, q.sq, q.tail, q.n, ps.lru_seq, ps.flags,
-                                     _NOIO_CLASS, want)
-        n = min(first // SWAP_CLUSTER_MAX, max_batches) * SWAP_CLUSTER_MAX
-        if not n:
-            return 0, 0
-        q.reserve(n)
-        used, mapped = sweep.noio_move(q.buf, q.sq, q.tail, q.head, n, ps.lru_seq, ps.flags,
-                                       _NOIO_CLASS)
-        q.advance_head(n)
-        q.drop(used)
+        q.reserve(want)         # the loop copies to the head as it scans
+        n, used, mapped = self.sweep.noio_rotate(q.buf, q.sq, q.tail, q.n, q.head, ps.lru_seq,
+                                                 ps.flags, _NOIO_CLASS, max_batches)
+        if n:
+            q.advance_head(n)
+            q.drop(used)
         return n, mapped
 
     def _rotate_inert_numpy(self, q: PageQueue, want: int, max_batches: int) -> tuple[int, int]:
