@@ -55,6 +55,12 @@ static int view(Views *v, Py_buffer *b, PyObject *o, Py_ssize_t itemsize, int wr
     return 0;
 }
 
+static int overlaps(const Py_buffer *a, const Py_buffer *b)
+{
+    const char *a0 = a->buf, *b0 = b->buf;
+    return a0 < b0 + b->len && b0 < a0 + a->len;
+}
+
 /* Take the buffers of args[0], args[1] (the ring, written) and args[k..k+2]
  * (lru_seq, flags, class table) and check their lengths. */
 static int take_views(Views *v, PyObject *const *args, Py_ssize_t k)
@@ -70,6 +76,13 @@ static int take_views(Views *v, PyObject *const *args, Py_ssize_t k)
     v->npages = v->lru_seq.len / 4;
     if (v->cap == 0 || (v->cap & (v->cap - 1)) || v->ring_seq.len != v->ring.len) {
         PyErr_SetString(PyExc_ValueError, "the ring's two arrays must be one power-of-two length");
+        goto fail;
+    }
+    if (overlaps(&v->ring, &v->ring_seq) || overlaps(&v->ring, &v->lru_seq)
+        || overlaps(&v->ring, &v->flags) || overlaps(&v->ring, &v->cls)
+        || overlaps(&v->ring_seq, &v->lru_seq) || overlaps(&v->ring_seq, &v->flags)
+        || overlaps(&v->ring_seq, &v->cls)) {
+        PyErr_SetString(PyExc_ValueError, "the ring's arrays, which are written, must not share memory");
         goto fail;
     }
     if (v->flags.len / 2 != v->npages || v->cls.len != 1 << 16) {
@@ -91,6 +104,41 @@ static int ssize_args(PyObject *const *args, Py_ssize_t first, Py_ssize_t count,
             return -1;
     }
     return 0;
+}
+
+/* noio_rotate()'s loop, apart so that the compiler knows the arrays do not
+ * overlap (restrict) and keeps its counters in registers.  Returns the live
+ * entries copied, or -1 (with *bad) for a page id outside the arrays; *used
+ * and *walked are as of the last whole batch. */
+static Py_ssize_t rotate(int32_t *restrict ring, int32_t *restrict ring_seq,
+                         const int32_t *restrict lru_seq, const uint16_t *restrict flags,
+                         const uint8_t *restrict cls, Py_ssize_t mask, Py_ssize_t t,
+                         Py_ssize_t n, Py_ssize_t h, Py_ssize_t npages, Py_ssize_t want,
+                         Py_ssize_t *used, Py_ssize_t *walked, int32_t *bad)
+{
+    Py_ssize_t nlive = 0, nwalked = 0;
+    for (Py_ssize_t i = 0; i < n && nlive < want; i++) {
+        Py_ssize_t at = (t + i) & mask;
+        int32_t p = ring[at], seq = ring_seq[at];
+        if ((uint32_t)p >= (uint64_t)npages) {
+            *bad = p;
+            return -1;
+        }
+        if (lru_seq[p] != seq)
+            continue;           /* stale: the page has moved since */
+        uint8_t c = cls[flags[p]];
+        if (c == NOIO_CHANGED)
+            break;
+        Py_ssize_t to = (h + nlive) & mask;
+        ring[to] = p;
+        ring_seq[to] = seq;
+        nwalked += c == NOIO_WALKED;
+        if (++nlive % BATCH == 0) {
+            *used = i + 1;
+            *walked = nwalked;
+        }
+    }
+    return nlive;
 }
 
 PyDoc_STRVAR(noio_rotate_doc,
@@ -122,35 +170,17 @@ static PyObject *noio_rotate(PyObject *self, PyObject *const *args, Py_ssize_t n
                         "noio_rotate(): the head must follow the n entries, with room for the batches");
         return NULL;
     }
-    int32_t *ring = v.ring.buf, *ring_seq = v.ring_seq.buf;
-    const int32_t *lru_seq = v.lru_seq.buf;
-    const uint16_t *flags = v.flags.buf;
-    const uint8_t *cls = v.cls.buf;
-    Py_ssize_t nlive = 0, walked = 0, used = 0, batches_walked = 0;
-    for (Py_ssize_t i = 0; i < n && nlive < want; i++) {
-        Py_ssize_t at = (t + i) & mask;
-        int32_t p = ring[at];
-        if ((uint32_t)p >= (uint64_t)v.npages) {
-            release(&v);
-            return PyErr_Format(PyExc_IndexError,
-                                "page id %d in the ring is outside the %zd pages", (int)p, v.npages);
-        }
-        if (lru_seq[p] != ring_seq[at])
-            continue;           /* stale: the page has moved since */
-        uint8_t c = cls[flags[p]];
-        if (c == NOIO_CHANGED)
-            break;
-        Py_ssize_t to = (h + nlive) & mask;
-        ring[to] = p;
-        ring_seq[to] = ring_seq[at];
-        walked += c == NOIO_WALKED;
-        if (++nlive % BATCH == 0) {
-            used = i + 1;
-            batches_walked = walked;
-        }
+    Py_ssize_t used = 0, walked = 0;
+    int32_t bad = 0;
+    Py_ssize_t nlive = rotate(v.ring.buf, v.ring_seq.buf, v.lru_seq.buf, v.flags.buf, v.cls.buf,
+                              mask, t, n, h, v.npages, want, &used, &walked, &bad);
+    if (nlive < 0) {
+        release(&v);
+        return PyErr_Format(PyExc_IndexError,
+                            "page id %d in the ring is outside the %zd pages", (int)bad, v.npages);
     }
     release(&v);
-    return Py_BuildValue("(nnn)", nlive - nlive % BATCH, used, batches_walked);
+    return Py_BuildValue("(nnn)", nlive - nlive % BATCH, used, walked);
 }
 
 static PyMethodDef methods[] = {

@@ -912,6 +912,8 @@ def test_the_sweep_loop_refuses_what_it_cannot_read():
         sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls[:100], 1)
     with pytest.raises(ValueError, match="room for the batches"):   # 1 + 2 × 32 entries > 64 slots
         sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls, 2)
+    with pytest.raises(ValueError, match="must not share memory"):
+        sweep.noio_rotate(ring, ring, 0, 1, 1, lru_seq, flags, cls, 1)
     with pytest.raises(ValueError, match="head must follow"):
         sweep.noio_rotate(ring, seqs, 0, 1, 3, lru_seq, flags, cls, 1)
     ring[0] = 1
