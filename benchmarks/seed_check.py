@@ -49,9 +49,19 @@ WALL_SEED_S = 60.0          # the whole default scenario, all four arms
 WALL_FULL_ARM_S = 120.0     # each full-scale arm
 
 
+def swapsim_command() -> str:
+    """The ``swapsim`` installed beside the interpreter running this script
+    (``venv/bin/python benchmarks/seed_check.py`` checks that venv's build,
+    activated or not), else the first on PATH."""
+    beside = Path(sys.executable).parent / "swapsim"
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("swapsim") or sys.exit("swapsim is not installed: pip install . first")
+
+
 def run_scenario(scenario: str, seed: int, jobs: int, sets: list[str]) -> tuple[str, float]:
     """One ``swapsim run``: its ``--json`` document, and the command's wall seconds."""
-    exe = shutil.which("swapsim") or sys.exit("swapsim is not on PATH: install the package first")
+    exe = swapsim_command()
     cmd = [exe, "run", scenario, "-j", str(jobs), "--seed", str(seed), "--json"]
     for s in sets:
         cmd += ["--set", s]

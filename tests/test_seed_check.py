@@ -82,3 +82,17 @@ def test_keep_writes_each_commands_json_and_the_verdicts_read_the_same(tmp_path,
     assert kept == ["seed-seed1.json", "seed-seed2.json"]
     runs = json.loads((tmp_path / "k" / "seed-seed2.json").read_text())["runs"]
     assert {r["arm"]: r["elapsed_s"] for r in runs}["swapnbd-slab"] == 350.0
+
+
+def test_it_runs_the_swapsim_beside_its_interpreter(monkeypatch, tmp_path):
+    # venv/bin/python benchmarks/seed_check.py must check that venv's build,
+    # even when another swapsim comes first on PATH
+    fake_python = tmp_path / "bin" / "python"
+    fake_python.parent.mkdir()
+    (tmp_path / "bin" / "swapsim").write_text("")
+    monkeypatch.setattr(seed_check.sys, "executable", str(fake_python))
+    assert seed_check.swapsim_command() == str(tmp_path / "bin" / "swapsim")
+    (tmp_path / "bin" / "swapsim").unlink()
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(SystemExit, match="not installed"):
+        seed_check.swapsim_command()
