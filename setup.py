@@ -4,7 +4,7 @@ Everything else about the package (names, package-dir mapping, entry points,
 package data) is in pyproject.toml.  This file only adds C extension modules:
 the modules in ``COMPILED`` are compiled with mypyc and shipped next to their
 ``.py`` sources (Python imports the extension when both are there), and
-``swapsim._sweep`` (core/_sweep.c) gives reclaim's GFP_NOIO sweep two loops in C
+``swapsim._sweep`` (core/_sweep.c) gives reclaim's GFP_NOIO sweep its loop in C
 (vmscan.rotate_inert falls back to numpy without it).  The
 results are the same, byte for byte; the uncompiled sources stay the
 reference.

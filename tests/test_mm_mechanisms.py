@@ -809,7 +809,7 @@ def test_anon_reclaim_never_flags_a_zone_congested(pm):
 
 # -- GFP_NOIO scans in runs of batches: the same end state as batch by batch ---------------
 
-#: how rotate_inert may sweep: its C loops (when built) and its numpy reference
+#: how rotate_inert may sweep: its C loop (when built) and its numpy reference
 SWEEPS = ["numpy"] + (["native"] if vmscan._native_sweep is not None else [])
 
 
@@ -887,13 +887,13 @@ def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, sweep):
     assert inactive == list(range(len(kinds)))
 
 
-def test_the_sweep_loops_are_built_with_the_compiled_modules():
+def test_the_sweep_loop_is_built_with_the_compiled_modules():
     # setup.py builds core/_sweep.c whenever it compiles with mypyc: a compiled
     # install without it would silently run rotate_inert's slower numpy path
     if not vmscan.__file__.endswith(".py"):
         assert vmscan._native_sweep is not None
     elif vmscan._native_sweep is None:
-        pytest.skip("a pure-Python install: neither mypyc's modules nor the C loops are built")
+        pytest.skip("a pure-Python install: neither mypyc's modules nor the C loop is built")
 
 
 def test_the_sweep_loop_refuses_what_it_cannot_read():

@@ -107,7 +107,7 @@ class Reclaim:
         #: scan runs of batches that reclaim without __GFP_IO can only put back in
         #: one step (see rotate_inert); off, every batch goes through shrink_inactive
         self.batch_inert = True
-        #: rotate_inert's C loops (core/_sweep.c), or None: its numpy reference
+        #: rotate_inert's C loop (core/_sweep.c), or None: its numpy reference
         self.sweep: Any = _native_sweep
         self.mm = mm
         self.sim = mm.sim
@@ -415,7 +415,7 @@ class Reclaim:
         return n, mapped
 
     def _rotate_inert_numpy(self, q: PageQueue, want: int, max_batches: int) -> tuple[int, int]:
-        """rotate_inert's scan and move in numpy: the reference for the C loops,
+        """rotate_inert's scan and move in numpy: the reference for the C loop,
         and what runs when they are not built."""
         ps = self.mm.pages
         flags, lru_seq = ps.flags, ps.lru_seq
