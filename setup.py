@@ -3,9 +3,7 @@
 Everything else about the package (names, package-dir mapping, entry points,
 package data) is in pyproject.toml.  This file only adds C extension modules:
 the modules in ``COMPILED`` are compiled with mypyc and shipped next to their
-``.py`` sources (Python imports the extension when both are there), and
-``swapsim._sweep`` (core/_sweep.c) gives reclaim's GFP_NOIO sweep its loop in C
-(vmscan.rotate_inert falls back to numpy without it).  The
+``.py`` sources (Python imports the extension when both are there).  The
 results are the same, byte for byte; the uncompiled sources stay the
 reference.
 
@@ -36,7 +34,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import setup
 
 HERE = Path(__file__).resolve().parent
 
@@ -102,13 +100,13 @@ def ext_modules() -> list:
     _stage(src)
     ini = work / "mypy.ini"
     ini.write_text(MYPY_INI)
-    return [*mypycify(
+    return mypycify(
         [f"--config-file={ini}", f"--cache-dir={work / 'cache'}",
          *(str(src / p) for p in COMPILED)],
         opt_level="3",
         target_dir=str(work / "c"),
         group_name="swapsim._native",
-    ), Extension("swapsim._sweep", ["core/_sweep.c"], extra_compile_args=["-O3"])]
+    )
 
 
 setup(ext_modules=ext_modules())

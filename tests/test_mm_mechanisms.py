@@ -596,92 +596,115 @@ def test_submit_splits_into_contiguous_requests_of_at_most_max_pages(pm):
 
 # -- (f) LRU page queues --------------------------------------------------------------------
 
-def drain(q: PageQueue) -> tuple[list[int], list[int]]:
-    pages, seqs = q.pop(len(q))
-    return pages.tolist(), seqs.tolist()
+def drain(q: PageQueue, ps: PageState) -> list[int]:
+    return q.pop_live(len(q), ps.mseq)
 
 
 def test_page_queue_is_fifo_head_in_tail_out():
+    ps = PageState(16)
     q = PageQueue()
-    q.push(np.array([1, 2, 3]), np.array([10, 20, 30]))
-    q.push(np.array([4, 5]), np.array([40, 50]))
+    q.push_pages([1, 2, 3], ps)
+    q.push_pages([4, 5], ps)
     assert len(q) == 5
-    pages, seqs = q.pop(2)
-    assert (pages.tolist(), seqs.tolist()) == ([1, 2], [10, 20])
-    assert drain(q) == ([3, 4, 5], [30, 40, 50])
+    assert q.pop_live(2, ps.mseq) == [1, 2]
+    assert drain(q, ps) == [3, 4, 5]
     assert len(q) == 0
-    assert q.pop(4)[0].tolist() == []
+    assert q.pop_live(4, ps.mseq) == []
 
 
 def test_push_tail_moves_pages_to_the_tail_one_by_one():
     """rotate_reclaimable_page(): list_move_tail() per page, in the order given,
     so the last page given ends nearest the tail and is reclaimed first."""
+    ps = PageState(16)
     q = PageQueue()
-    q.push(np.array([1, 2, 3]), np.array([1, 2, 3]))
-    q.push_tail(np.array([9, 8]), np.array([90, 80]))
-    assert drain(q) == ([8, 9, 1, 2, 3], [80, 90, 1, 2, 3])
+    q.push_pages([1, 2, 3], ps)
+    q.push_tail_pages([9, 8], ps)
+    assert drain(q, ps) == [8, 9, 1, 2, 3]
 
 
-def test_page_queue_wraps_and_grows_in_order():
-    q = PageQueue(16)
-    q.push(np.arange(10), np.arange(10))
-    assert q.pop(8)[0].tolist() == list(range(8))
-    q.push(np.arange(100, 112), np.arange(100, 112))   # wraps around the ring
-    q.push_tail(np.arange(200, 205), np.arange(200, 205))  # grows while wrapped
-    assert len(q) == 2 + 12 + 5
-    assert drain(q)[0] == list(range(204, 199, -1)) + [8, 9] + list(range(100, 112))
+#: a class for each flags value: 2 where the low two bits are 3, else those bits & 1
+_TEST_CLS = bytes(2 if f & 3 == 3 else f & 1 for f in range(1 << 16))
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["push", "push_tail", "pop", "peek", "drop"]),
-                          st.integers(min_value=0, max_value=40)), max_size=40))
-def test_page_queue_matches_a_deque(ops):
-    q = PageQueue(16)
-    ref: deque[int] = deque()  # left end = tail (next to pop)
-    next_id = 0
-    for op, k in ops:
-        if op == "pop":
-            pages, seqs = q.pop(k)
-            want = [ref.popleft() for _ in range(min(k, len(ref)))]
-            assert pages.tolist() == want and seqs.tolist() == [-p for p in want]
-        elif op == "peek":      # from the middle: k // 2 entries in, up to k of them
-            start = min(k // 2, len(ref))
-            pages, seqs = q.peek(start, k)
-            want = list(ref)[start:start + k]
-            # a prefix, cut short only where the ring wraps
-            assert pages.tolist() == want[:len(pages)] and seqs.tolist() == [-p for p in pages.tolist()]
-            assert len(pages) >= min(1, len(want))
-            assert len(q) == len(ref)
-        elif op == "drop":
-            k = min(k, len(ref))
-            q.drop(k)
-            for _ in range(k):
-                ref.popleft()
-        else:
-            ids = np.arange(next_id, next_id + k)
-            next_id += k
+def _ref_rotate(ref: list[int], cls: list[int], max_batches: int) -> tuple[int, int]:
+    """What rotate_inert does, on a plain list of live pages (tail first)."""
+    first = next((i for i, p in enumerate(ref) if cls[p] == 2), len(ref))
+    n = min(first // 32, max_batches) * 32
+    moved = ref[:n]
+    del ref[:n]
+    ref += moved
+    return n, sum(1 for p in moved if cls[p] == 1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["push", "push_tail", "pop", "move", "flags", "rotate"]),
+                          st.integers(min_value=0, max_value=150),
+                          st.integers(min_value=0, max_value=3)), max_size=60))
+def test_page_queue_matches_a_list(ops):
+    """Pushes at either end, pops, pages moving to the other end (their old entry
+    stale), flag changes (mark()) and sweeps: the live pages, their order and
+    every sweep's figures are those of a plain list, and the blocks' bookkeeping
+    stays exact (check())."""
+    npages = 400
+    ps = PageState(npages)
+    q = PageQueue()
+    ref: list[int] = []      # live pages, tail first
+    off: list[int] = list(range(npages))   # pages on no list
+    for op, k, v in ops:
+        if op in ("push", "push_tail"):
+            pages = off[:k % 70]
+            del off[:len(pages)]
             if op == "push":
-                q.push(ids, -ids)
-                ref.extend(ids.tolist())
+                q.push_pages(pages, ps)
+                ref += pages
             else:
-                q.push_tail(ids, -ids)
-                ref.extendleft(ids.tolist())  # list_move_tail one by one: last given is next
-        assert len(q) == len(ref)
-    assert drain(q)[0] == list(ref)
+                q.push_tail_pages(pages, ps)
+                ref[:0] = pages[::-1]
+        elif op == "pop":
+            k = min(k, len(q))
+            got = q.pop_live(k, ps.mseq)
+            assert got == ref[:len(got)]
+            del ref[:len(got)]
+            off += got
+        elif op == "move" and ref:
+            p = ref.pop(k % len(ref))
+            q.push_pages([p], ps)       # moved to the head: its old entry is stale
+            ref.append(p)
+        elif op == "flags" and ref:
+            p = ref[k % len(ref)]
+            ps.mflags[p] = v
+            ps.mark(p)
+        elif op == "rotate":
+            cls = [_TEST_CLS[ps.mflags[p]] for p in range(npages)]
+            want = _ref_rotate(ref, cls, 1 + k % 8)
+            assert q.rotate_inert(ps, _TEST_CLS, 1 + k % 8) == want
+        q.check(ps, _TEST_CLS)
+    assert drain(q, ps) == ref
+
+
+def test_a_flag_change_without_mark_is_caught_by_check():
+    ps = PageState(100)
+    q = PageQueue()
+    q.push_pages(list(range(100)), ps)
+    assert q.rotate_inert(ps, _TEST_CLS, 1) == (32, 0)   # every block looked at, valid
+    q.check(ps, _TEST_CLS)
+    ps.mflags[50] = 1                   # class 1 now, and nobody told the queue
+    with pytest.raises(AssertionError, match="without mark"):
+        q.check(ps, _TEST_CLS)
+    ps.mark(50)
+    q.check(ps, _TEST_CLS)
 
 
 def test_stale_entries_are_told_apart_by_lru_seq():
     ps = PageState(8)
     q = PageQueue()
-    first = np.array([0, 1, 2, 3, 4], dtype=np.int32)
-    q.push(first, ps.new_seqs(first))
-    again = np.array([2], dtype=np.int32)
-    q.push(again, ps.new_seqs(again))  # page 2 moved to the head: its old entry is stale
+    q.push_pages([0, 1, 2, 3, 4], ps)
+    q.push_pages([2], ps)              # page 2 moved to the head: its old entry is stale
+    ps.mark(3)
     ps.lru_seq[3] = -1                 # page 3 left the list
-    pages, seqs = q.pop(len(q))
-    assert pages.tolist() == [0, 1, 2, 3, 4, 2]  # the queue itself keeps stale entries
-    live = pages[ps.lru_seq[pages] == seqs]
-    assert live.tolist() == [0, 1, 4, 2]
+    pages, seqs = q.entries()
+    assert pages == [0, 1, 2, 3, 4, 2]  # the queue itself keeps stale entries
+    assert q.pop_live(len(q), ps.mseq) == [0, 1, 4, 2]
 
 
 def test_reclaim_isolates_live_pages_only(pm):
@@ -697,10 +720,8 @@ def test_reclaim_isolates_live_pages_only(pm):
     mm._lru_del(np.array([1, 3, 5], dtype=np.int32))
     mm.lru_add(np.array([3], dtype=np.int32), active=False)  # back, at the head
     assert zone.nr_inactive == 8 and len(zone.inactive) == 11
-    got = mm.reclaim._isolate(zone.inactive, 4)
-    assert got.tolist() == [0, 2, 4, 6]
-    got = mm.reclaim._isolate(zone.inactive, 32)
-    assert got.tolist() == [7, 8, 9, 3]
+    assert mm.reclaim._isolate_list(zone.inactive, 4) == [0, 2, 4, 6]
+    assert mm.reclaim._isolate_list(zone.inactive, 32) == [7, 8, 9, 3]
     assert len(zone.inactive) == 0
 
 
@@ -809,23 +830,16 @@ def test_anon_reclaim_never_flags_a_zone_congested(pm):
 
 # -- GFP_NOIO scans in runs of batches: the same end state as batch by batch ---------------
 
-#: how rotate_inert may sweep: its C loop (when built) and its numpy reference
-SWEEPS = ["numpy"] + (["native"] if vmscan._native_sweep is not None else [])
-
-
 def _noio_scan(pm, kinds, stale, prio, sweep):
-    """``sweep``: None for batch by batch (shrink_inactive), else "numpy" or
-    "native" for rotate_inert's runs of batches."""
+    """``sweep``: False for batch by batch (shrink_inactive), True for
+    rotate_inert's runs of batches (with the blocks checked before each)."""
     from swapsim.mm.pages import (PG_DIRTY, PG_LOCKED, PG_PRESENT, PG_REFERENCED,
                                   PG_RESIDENT, PG_SWAPCACHE, PG_TOUCHED, PG_WRITEBACK)
     from swapsim.mm.vmscan import ScanControl
     sim = make_sim(pm)
     mm = sim.mm
-    mm.reclaim.batch_inert = sweep is not None
-    if sweep == "numpy":
-        mm.reclaim.sweep = None
-    else:
-        assert sweep is None or mm.reclaim.sweep is not None
+    mm.reclaim.batch_inert = sweep
+    mm.reclaim.check_lru = sweep
     zone = zones_by_name(sim)["DMA32"]
     ps = mm.pages
     n = len(kinds)
@@ -848,10 +862,8 @@ def _noio_scan(pm, kinds, stale, prio, sweep):
     sim.env.run(until=sim.env.now + 10.0)
 
     def order(q):
-        pg, sq = q.buf, q.sq
-        idx = (np.arange(q.n) + q.tail) & (len(pg) - 1)
-        p, s = pg[idx], sq[idx]
-        return p[ps.lru_seq[p] == s].tolist()
+        pg, sq = q.entries()
+        return [p for p, s in zip(pg, sq) if ps.mseq[p] == s]
     ev = {k: v for k, v in sim.vmstat.ev.items() if v}
     return (order(zone.inactive), order(zone.active), ps.flags[:n].tolist(),
             zone.nr_inactive, zone.nr_active, zone.nr_free, zone.pages_scanned, ev,
@@ -870,13 +882,12 @@ _NOIO_PAGES = st.lists(st.one_of(st.lists(st.sampled_from([0, 0, 1, 2, 4]), min_
 @given(kinds=_NOIO_PAGES, stale=st.lists(st.integers(0, 999), max_size=40),
        prio=st.integers(0, 2))
 def test_noio_runs_of_batches_end_where_batch_by_batch_does(pm, kinds, stale, prio):
-    batch_by_batch = _noio_scan(pm, kinds, stale, prio, None)
-    for sweep in SWEEPS:
-        assert _noio_scan(pm, kinds, stale, prio, sweep) == batch_by_batch, sweep
+    batch_by_batch = _noio_scan(pm, kinds, stale, prio, False)
+    assert _noio_scan(pm, kinds, stale, prio, True) == batch_by_batch
     note(f"scanned {batch_by_batch[8]}")
 
 
-@pytest.mark.parametrize("sweep", [None, *SWEEPS])
+@pytest.mark.parametrize("sweep", [False, True])
 def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, sweep):
     # putback_inactive_pages() returns each page to the head in the order
     # isolate_lru_pages() took it: a GFP_NOIO pass over a list it cannot
@@ -885,43 +896,6 @@ def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, sweep):
     kinds = [0, 1, 0, 4, 2, 0, 1, 4] * 16
     inactive = _noio_scan(pm, kinds, [], 0, sweep)[0]
     assert inactive == list(range(len(kinds)))
-
-
-def test_the_sweep_loop_is_built_with_the_compiled_modules():
-    # setup.py builds core/_sweep.c whenever it compiles with mypyc: a compiled
-    # install without it would silently run rotate_inert's slower numpy path
-    if not vmscan.__file__.endswith(".py"):
-        assert vmscan._native_sweep is not None
-    elif vmscan._native_sweep is None:
-        pytest.skip("a pure-Python install: neither mypyc's modules nor the C loop is built")
-
-
-def test_the_sweep_loop_refuses_what_it_cannot_read():
-    sweep = vmscan._native_sweep
-    if sweep is None:
-        pytest.skip("core/_sweep.c is not built in a pure-Python install")
-    ring, seqs = np.zeros(64, np.int32), np.zeros(64, np.int32)
-    lru_seq, flags = np.zeros(4, np.int32), np.zeros(4, np.uint16)
-    cls = vmscan._NOIO_CLASS
-    ring[0] = 4                         # one page past the end
-    with pytest.raises(IndexError, match="outside the 4 pages"):
-        sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls, 1)
-    with pytest.raises(ValueError, match="power-of-two"):
-        sweep.noio_rotate(ring[:48], seqs[:48], 0, 1, 1, lru_seq, flags, cls, 1)
-    with pytest.raises(ValueError, match="every uint16 value"):
-        sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls[:100], 1)
-    with pytest.raises(ValueError, match="room for the batches"):   # 1 + 2 × 32 entries > 64 slots
-        sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls, 2)
-    with pytest.raises(ValueError, match="must not share memory"):
-        sweep.noio_rotate(ring, ring, 0, 1, 1, lru_seq, flags, cls, 1)
-    with pytest.raises(ValueError, match="head must follow"):
-        sweep.noio_rotate(ring, seqs, 0, 1, 3, lru_seq, flags, cls, 1)
-    ring[0] = 1
-    assert sweep.noio_rotate(ring, seqs, 0, 32, 32, lru_seq, flags, cls, 1) == (32, 32, 0)
-    assert ring[32:].tolist() == [1] + [0] * 31
-    ring.flags.writeable = False        # it copies entries to the head
-    with pytest.raises(ValueError, match="read-only"):
-        sweep.noio_rotate(ring, seqs, 0, 1, 1, lru_seq, flags, cls, 1)
 
 
 # -- when reclaimed pages reach the free lists; kswapd and the DMA zone's lowmem_reserve ---

@@ -20,7 +20,7 @@ def test_a_write_through_either_view_is_seen_through_the_other():
     assert [ps.mslot[i] for i in range(2, 7)] == [-1, 10, 11, 12, -1]
     ps.mzone[1] = 2
     assert ps.zone.tolist()[:3] == [-1, 2, -1]
-    assert ps.bytes_per_page() == 12
+    assert ps.bytes_per_page() == 16     # flags, zone, slot, LRU seq, LRU block
 
 
 def test_the_array_keeps_the_vec_alive():
@@ -39,7 +39,7 @@ def test_short_pushes_give_the_sequence_numbers_new_seqs_gives(ops, start):
     and pop_live() returns exactly the entries whose page has not moved since."""
     ps = PageState(32)
     ps.seq_counter = start
-    q = PageQueue(8)
+    q = PageQueue()
     ref = PageState(32)
     ref.seq_counter = start
     pushed: list[tuple[int, int]] = []

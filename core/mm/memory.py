@@ -590,8 +590,10 @@ class MM:
                 if n <= 16:
                     for p in range(i, i + n):
                         mflags[p] |= _TOUCH
+                        ps.mark(p)
                 else:
                     flags[i:i + n] |= PG_REFERENCED | PG_DIRTY
+                    ps.mark_np(slice(i, i + n))
                 self.lru_gen += 1
                 self.pages_touched += n
                 i += n
@@ -671,12 +673,14 @@ class MM:
             for p in reuse:
                 mslot[p] = -1
                 mflags[p] &= ~_SWAPCACHE
+                ps.mark(p)
         hits = 0
         for p in range(start, end):
             f = mflags[p]
             if f & _READAHEAD:
                 hits += 1
             mflags[p] = (f | _MAPPED_WRITE) & ~_READAHEAD
+            ps.mark(p)
         if hits:
             self.ev["swap_ra_hit"] += hits
 
@@ -779,6 +783,7 @@ class MM:
             # cache and the faulting task gets SIGBUS.
             self.swap_io_errors += 1
             arr = np.array(pl, dtype=np.int32)
+            ps.mark_np(arr)
             if self.swap_cache is not None:
                 self.swap_cache.delete(ps.slot[arr].tolist(), 0)
             ps.flags[arr] &= ~(PG_LOCKED | PG_RESIDENT | PG_SWAPCACHE | PG_LRU)
@@ -792,11 +797,13 @@ class MM:
         """Clear ``done`` (_LOCKED when a read ends, _WRITEBACK when a write
         does) on each page; True if one of them is an orphan no longer under
         any I/O (for release_orphans).  A request is ≤ 31 pages: Python ints."""
-        mflags = self.pages.mflags
+        ps = self.pages
+        mflags = ps.mflags
         orphans = False
         for p in pages:
             f = mflags[p] & ~done
             mflags[p] = f
+            ps.mark(p)
             if f & (_ORPHAN | _LOCKED | _WRITEBACK) == _ORPHAN:
                 orphans = True
         return orphans
@@ -834,6 +841,7 @@ class MM:
         swapped = pages[~busy & (ps.slot[pages] >= 0)]
         self.swap.release(ps.slot[swapped])
         ps.slot[swapped] = -1
+        ps.mark_np(pages)
         ps.flags[pages[~busy]] = 0
         # free_swap_and_cache() cannot take a page under I/O: it stays in the
         # swap cache until the I/O ends, then goes (see release_orphans)
@@ -855,6 +863,7 @@ class MM:
         self.swap.release(ps.slot[orphans])
         ps.slot[orphans] = -1
         ps.zone[orphans] = -1
+        ps.mark_np(orphans)
         ps.flags[orphans] = 0
 
     def _lru_del(self, pages: np.ndarray) -> None:
@@ -869,6 +878,7 @@ class MM:
             sel = zones == gid
             z.nr_active -= int(np.count_nonzero(act & sel))
             z.nr_inactive -= int(np.count_nonzero(~act & sel))
+        ps.mark_np(on)
         ps.lru_seq[on] = -1
         ps.flags[on] &= ~(PG_LRU | PG_ACTIVE)
 

@@ -9,7 +9,6 @@ batches other tasks run.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Final, Generator
 
 import numpy as np
@@ -27,11 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..cpu import Task
     from .memory import MM, Costs, Node
     from .zone import Zone
-
-try:        # an accelerator built with the compiled modules (see setup.py)
-    _native_sweep: Any = importlib.import_module("swapsim._sweep")
-except ImportError:     # a pure-Python install: rotate_inert's numpy reference runs
-    _native_sweep = None
 
 SWAP_CLUSTER_MAX: Final = 32
 
@@ -107,8 +101,8 @@ class Reclaim:
         #: scan runs of batches that reclaim without __GFP_IO can only put back in
         #: one step (see rotate_inert); off, every batch goes through shrink_inactive
         self.batch_inert = True
-        #: rotate_inert's C loop (core/_sweep.c), or None: its numpy reference
-        self.sweep: Any = _native_sweep
+        #: check the inactive list's blocks before each sweep (PageQueue.check): for tests
+        self.check_lru = False
         self.mm = mm
         self.sim = mm.sim
         self.env = mm.env
@@ -133,23 +127,8 @@ class Reclaim:
         (mapped, not under I/O) also get page_referenced()'s rmap walk."""
         return scanned * self.cost.scan_page + walked * self.cost.page_referenced
 
-    def _isolate(self, q: PageQueue, nr: int) -> np.ndarray:
-        """Pop up to ``nr`` live pages off the tail of ``q`` (stale entries dropped)."""
-        ps = self.mm.pages
-        got: list[np.ndarray] = []
-        need = nr
-        while need > 0 and len(q):
-            pages, seqs = q.pop(need)
-            live = pages[ps.lru_seq[pages] == seqs]
-            if len(live):
-                got.append(live)
-                need -= len(live)
-        if not got:
-            return np.empty(0, dtype=np.int32)
-        return got[0] if len(got) == 1 else np.concatenate(got)
-
     def _isolate_list(self, q: PageQueue, nr: int) -> list[int]:
-        """_isolate() as a list (a batch is ≤ 32 pages: Python beats numpy there)."""
+        """Pop up to ``nr`` live pages off the tail of ``q`` (stale entries dropped)."""
         mseq = self.mm.pages.mseq
         got: list[int] = []
         need = nr
@@ -378,22 +357,9 @@ class Reclaim:
         GFP_NOIO reclaim without a numpy round per 32 pages; the caller
         charges their CPU time as one burst.
         """
-        ps = self.mm.pages
-        q = zone.inactive
-        if not q.n:
-            return 0, 0.0
-        # The tail often holds a page write_done() has just rotated there,
-        # which this scan would free: then there is no batch to move, and
-        # that one page, read as Python ints, says so without a numpy round.
-        t = q.tail
-        p: int = q.mbuf[t]
-        if ps.mseq[p] == q.msq[t] and _NOIO_CLASS_B[ps.mflags[p]] == _NOIO_CHANGED:
-            return 0, 0.0
-        want = max_batches * SWAP_CLUSTER_MAX
-        if self.sweep is not None:
-            n, mapped = self._rotate_inert_native(q, want, max_batches)
-        else:
-            n, mapped = self._rotate_inert_numpy(q, want, max_batches)
+        if self.check_lru:
+            zone.inactive.check(self.mm.pages, _NOIO_CLASS_B)
+        n, mapped = zone.inactive.rotate_inert(self.mm.pages, _NOIO_CLASS_B, max_batches)
         if not n:
             return 0, 0.0
         kind = 1 if sc.kswapd else 0
@@ -401,85 +367,6 @@ class Reclaim:
         zone.pages_scanned += n
         sc.nr_scanned += n
         return n // SWAP_CLUSTER_MAX, self._scan_cpu(n, mapped)
-
-    def _rotate_inert_native(self, q: PageQueue, want: int, max_batches: int) -> tuple[int, int]:
-        """rotate_inert's scan and move as one C loop (core/_sweep.c):
-        (pages moved, how many of them page_referenced() walks)."""
-        ps = self.mm.pages
-        q.reserve(want)         # the loop copies to the head as it scans
-        n, used, mapped = self.sweep.noio_rotate(q.buf, q.sq, q.tail, q.n, q.head, ps.lru_seq,
-                                                 ps.flags, _NOIO_CLASS, max_batches)
-        if n:
-            q.advance_head(n)
-            q.drop(used)
-        return n, mapped
-
-    def _rotate_inert_numpy(self, q: PageQueue, want: int, max_batches: int) -> tuple[int, int]:
-        """rotate_inert's scan and move in numpy: the reference for the C loop,
-        and what runs when they are not built."""
-        ps = self.mm.pages
-        flags, lru_seq = ps.flags, ps.lru_seq
-        # look at the tail, in place, until a page the scan would change shows
-        # up: what the batches need and a little more for stale entries, then
-        # more if the ring wraps or there were more.  take() rather than fancy
-        # indexing: the same gather, a faster loop; with intp indices, which
-        # take() would otherwise make from the int32 ones at each call.
-        chunks: list[Any] = []          # (pages, seqs, where the live ones are or None: all, their class)
-        size, nlive, first, raw = want + SWAP_CLUSTER_MAX, 0, -1, 0
-        while nlive < want and raw < q.n:
-            cp, cs = q.peek(raw, size)
-            ip = cp.astype(np.intp)
-            ok = lru_seq.take(ip) == cs
-            if np.count_nonzero(ok) == len(ok):     # the common case: no stale entry
-                li = None
-                c = _NOIO_CLASS.take(flags.take(ip))
-            else:
-                li = np.flatnonzero(ok)
-                c = _NOIO_CLASS.take(flags.take(ip[li]))
-            chunks.append((cp, cs, li, c))
-            raw += len(cp)
-            if len(c):
-                i = int(c.argmax())
-                if c[i] == _NOIO_CHANGED:
-                    first = nlive + i
-            nlive += len(c)
-            if first >= 0:
-                break
-            size = want - nlive + SWAP_CLUSTER_MAX
-        if first < 0:
-            first = nlive
-        k = min(first // SWAP_CLUSTER_MAX, max_batches)
-        n = k * SWAP_CLUSTER_MAX
-        if not n:
-            return 0, 0
-        # The first n live entries move to the head in the order isolated, as
-        # putback_inactive_pages() puts them back; a page that only moves keeps
-        # its entry's sequence number.  Stale entries before the last of them
-        # are dropped; the entries after it stay where they are.
-        pages: list[np.ndarray] = []
-        seqs: list[np.ndarray] = []
-        need, used, mapped = n, 0, 0
-        for cp, cs, li, c in chunks:
-            m = min(need, len(c))
-            need -= m
-            if li is None:
-                pages.append(cp[:m])
-                seqs.append(cs[:m])
-                used += m if not need else len(cp)
-            else:
-                pages.append(cp[li[:m]])
-                seqs.append(cs[li[:m]])
-                used += int(li[m - 1]) + 1 if not need else len(cp)
-            # none of the first n is changed: their class is 1 where walked
-            mapped += int(np.count_nonzero(c[:m]))
-            if not need:
-                break
-        if len(pages) == 1:
-            q.push(pages[0], seqs[0])
-        else:
-            q.push(np.concatenate(pages), np.concatenate(seqs))
-        q.drop(used)        # after push: the views are of the entries it drops
-        return n, mapped
 
     def write_done(self, req: Request) -> None:
         """end_swap_bio_write() → end_page_writeback() → rotate_reclaimable_page()."""
@@ -491,6 +378,7 @@ class Reclaim:
         mm.nr_writeback -= len(pages)
         if req.error:
             # re-dirty so that the page is not reclaimed; it is written again later
+            ps.mark_np(pages)
             flags[pages] = (flags[pages] & ~PG_WRITEBACK | PG_DIRTY) & ~PG_RECLAIM
             mm.release_orphans(pages)
             return
@@ -508,6 +396,7 @@ class Reclaim:
             if f & (_RECLAIM | _DIRTY | _LRU | _ACTIVE) == _RECLAIM | _LRU:
                 rotate.append(po)
             mflags[p] = f & ~_RECLAIM
+            ps.mark(p)
         if rotate:
             for gid, sel in mm.by_zone(rotate):
                 mm.zones[gid].inactive.push_tail_pages(sel, ps)
