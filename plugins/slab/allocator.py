@@ -278,7 +278,9 @@ class SLABAllocator(SlabAllocator):
         #: tags: without the slab-pfmemalloc switch no object is ever tagged.
         self._tagged = False
         # per-slab state, indexed by slab id
-        self._sfree: list[list[int]] = []   # free object handles (slab_get_obj pops)
+        #: free object handles (slab_get_obj pops); a destroyed slab's list keeps
+        #: its handles for the next slab of that id
+        self._sfree: list[list[int]] = []
         self._sinuse: list[int] = []
         self._sstate: list[int] = []
         self._spfm: list[bool] = []         # PageSlabPfmemalloc
@@ -561,11 +563,19 @@ class SLABAllocator(SlabAllocator):
             sid = self._sid_free.pop()
         else:
             sid = len(self._sinuse)
-            for lst in (self._sfree, self._sinuse, self._sstate, self._spfm, self._szone,
-                        self._snode, self._scache):
+            self._sfree.append([])
+            for lst in (self._sinuse, self._sstate, self._spfm, self._szone, self._snode,
+                        self._scache):
                 lst.append(0)  # type: ignore[arg-type]  # set below
         base = sid << OBJ_SHIFT
-        self._sfree[sid] = list(range(base + cache.num - 1, base - 1, -1))
+        fl = self._sfree[sid]
+        if len(fl) == cache.num:
+            # a destroyed slab of this id left its handles (all of them, base up:
+            # the same values) in its free list: in fresh order, without making
+            # a new int object for each
+            fl.sort(reverse=True)
+        else:
+            self._sfree[sid] = list(range(base + cache.num - 1, base - 1, -1))
         self._sinuse[sid] = 0
         self._sstate[sid] = S_FREE
         self._spfm[sid] = pfmemalloc
@@ -695,7 +705,7 @@ class SLABAllocator(SlabAllocator):
         else:
             self._pages_unreclaimable -= npages
         cache.nr_slabs -= 1
-        self._sfree[sid] = []
+        # (its free list keeps the slab's handles for the next cache_grow of this id)
         self._scache[sid] = -1
         self._sid_free.append(sid)
         self.pages.free_pages(self._szone[sid], cache.order, 1)
