@@ -174,3 +174,33 @@ def test_pages_reclaimed_together_stay_together(solid):
     for b in range(40):
         got = area.alloc(pages(32, b * 32))
         assert (np.diff(got) == 1).all()
+
+
+def _area_state(area: SwapArea) -> tuple:
+    return (area.owner.tolist(), area.cluster_free.tolist(), area.inuse, area.cluster_next,
+            area.cluster_nr, area.lowest)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=st.lists(st.tuples(st.booleans(), st.integers(0, 32), st.integers(0, 10 ** 6)),
+                    min_size=1, max_size=60),
+       solid=st.booleans(), start=st.integers(1, 999))
+def test_alloc_list_is_alloc_of_a_batch(ops, solid, start):
+    """Reclaim's list path takes the slots alloc() would, leaving the same state."""
+    a, b = SwapArea(1000), SwapArea(1000)
+    for area in (a, b):
+        area.solidstate = solid
+        area.cluster_next = start
+    nxt = 0
+    for is_alloc, n, pick in ops:
+        if is_alloc:
+            want = a.alloc(pages(n, nxt)).tolist()
+            assert b.alloc_list(list(range(nxt, nxt + n))) == want
+            nxt += n
+        else:
+            held = sorted(int(s) for s in np.flatnonzero(a.owner >= 0))
+            drop = list(dict.fromkeys(held[(pick + 5 * i) % len(held)]
+                                      for i in range(min(n, len(held))))) if held else []
+            a.release_list(drop)
+            b.release_list(drop)
+        assert _area_state(a) == _area_state(b)

@@ -105,6 +105,26 @@ class SwapArea:
             self.cluster_next = end
         return out
 
+    def alloc_list(self, pages: list[int]) -> list[int]:
+        """alloc() of a reclaim batch (≤ 32 pages) as lists: when the cluster has
+        room for the whole batch and the slots at its cursor are free — nearly
+        always — the batch takes them with no numpy call; otherwise alloc()."""
+        m = len(pages)
+        cur = self.cluster_next
+        if not m or m > self.cluster_nr or m > self.free or not self._all_free(cur, cur + m):
+            return self.alloc(np.array(pages, dtype=np.int32)).tolist()
+        owner = self.mowner
+        out: list[int] = []
+        for j in range(m):
+            owner[cur + j] = pages[j]
+            out.append(cur + j)
+        end = cur + m
+        self._took_run(cur, end)
+        self.inuse += m
+        self.cluster_nr -= m
+        self.cluster_next = end
+        return out
+
     def _all_free(self, lo: int, hi: int) -> bool:
         """Are slots [lo, hi) free?  (A batch is ≤ 32 slots: Python ints.)"""
         if hi > self.nslots:

@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .zone import Zone
 
 SWAP_CLUSTER_MAX: Final = 32
+#: shrink_inactive's pages to write when there are none (read-only: shared)
+_NO_PAGES: Final = np.empty(0, dtype=np.int32)
+_NO_PAGES.flags.writeable = False
 
 # the flags as Python ints, for the PageState vecs (a batch is ≤ 32 pages)
 _ACTIVE: Final = int(PG_ACTIVE)
@@ -194,7 +197,7 @@ class Reclaim:
         pages = self._isolate_list(zone.inactive, nr)
         scanned = len(pages)
         if not scanned:
-            return 0, 0, 0, np.empty(0, dtype=np.int32), 0.0
+            return 0, 0, 0, _NO_PAGES, 0.0
         zone.nr_inactive -= scanned
         # Page ids go from list to list as the int objects they are (``po``,
         # typed Any): compiled code unboxes an int-typed id, and putting it
@@ -241,7 +244,7 @@ class Reclaim:
             # activated (activate_locked) and its slot freed
             if need:
                 changed = True
-                slots = mm.swap.alloc(np.array(need, dtype=np.int32)).tolist()
+                slots = mm.swap.alloc_list(need)
                 tree = mm.swap_cache
                 added = (tree.add_to_swap(slots, sc.ctx) if tree is not None
                          else [sl >= 0 for sl in slots])
@@ -331,7 +334,7 @@ class Reclaim:
         cost = self.cost
         seconds = (self._scan_cpu(scanned, mapped) + unmapped * cost.unmap_page
                    + len(writes) * cost.pageout + freed * cost.free_page)
-        return scanned, freed, nr_writeback, np.array(writes, dtype=np.int32), seconds
+        return scanned, freed, nr_writeback, np.array(writes, dtype=np.int32) if writes else _NO_PAGES, seconds
 
     def release_freed(self, sc: ScanControl) -> None:
         """free_hot_cold_page_list() at the end of shrink_page_list(): the

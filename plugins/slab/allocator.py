@@ -668,6 +668,10 @@ class SLABAllocator(SlabAllocator):
         sfree, sinuse, sstate, snode = self._sfree, self._sinuse, self._sstate, self._snode
         nodes = cache.nodes
         objs_o: list[Any] = objs
+        # the slab the previous object went back to, if it is still the tail of
+        # its partial list: moving it to the tail again changes nothing (objects
+        # of one slab often come in runs)
+        tail_sid = -1
         for oo in objs_o:               # ``oo``: the int object, put back as it is when untagged
             obj: int = oo
             if obj < 0:
@@ -676,22 +680,27 @@ class SLABAllocator(SlabAllocator):
             sid = obj >> OBJ_SHIFT
             sido: Any = sid             # the slab id boxed once, for the list dicts
             l3 = nodes[snode[sid]]
-            full: dict[Any, None] = l3.full
             partial: dict[Any, None] = l3.partial
-            del (full if sstate[sid] == S_FULL else partial)[sido]
             sfree[sid].append(oo)
             sinuse[sid] -= 1
             l3.free_objects += 1
+            if sid != tail_sid:
+                full: dict[Any, None] = l3.full
+                del (full if sstate[sid] == S_FULL else partial)[sido]
             if sinuse[sid] == 0:
+                if sid == tail_sid:
+                    del partial[sido]
+                tail_sid = -1
                 if l3.free_objects > l3.free_limit:
                     l3.free_objects -= cache.num
                     self._slab_destroy(cache, l3, sid)
                 else:
                     l3.free.append(sid)  # list_add(slabs_free): the head
                     sstate[sid] = S_FREE
-            else:
+            elif sid != tail_sid:
                 partial[sido] = None    # list_add_tail(slabs_partial)
                 sstate[sid] = S_PARTIAL
+                tail_sid = sid
 
     def _slab_destroy(self, cache: KmemCache, l3: NodeLists, sid: int) -> None:
         """slab_destroy() + kmem_freepages(): the pages go back to the page allocator."""
