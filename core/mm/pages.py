@@ -266,9 +266,10 @@ class PageQueue:
         k = len(pages)
         if not k:
             return
-        seq = ps.new_seqs_list(pages)
+        seq = ps.seq_counter            # (PageState.new_seqs_list, in the same loop)
+        ps.seq_counter = seq + k
         pool = self._pool(ps)
-        mblk = ps.mblk
+        mblk, mseq = ps.mblk, ps.mseq
         b = self._head_block() if self.nblk else 0
         pool.valid[b] = 0               # (new blocks start invalid)
         for p in pages:
@@ -277,8 +278,10 @@ class PageQueue:
                 self._append_block(b)
             e: int = pool.end[b]
             i = b * BLOCK + e
+            s = wrap32(seq)
+            mseq[p] = s
             pool.page[i] = p
-            pool.seq[i] = wrap32(seq)
+            pool.seq[i] = s
             pool.end[b] = e + 1
             pool.valid[int(mblk[p])] = 0     # its old entry, if any, is stale now
             mblk[p] = b
@@ -324,20 +327,25 @@ class PageQueue:
             avail: int = pool.end[b] - s
             take = k if k < avail else avail
             base = b * BLOCK + s
-            mapped = 0
-            for i in range(base, base + take):
-                p: int = pool.page[i]
-                if mseq[p] == pool.seq[i]:
-                    out.append(p)
-                if pool.cls[i] == 1:
-                    mapped += 1
             k -= take
             self.n -= take
+            mapped = 0
+            if pool.valid[b]:
+                # every entry of a valid block is live: no page to look up
+                for i in range(base, base + take):
+                    out.append(pool.page[i])
+                    if pool.cls[i] == 1:
+                        mapped += 1
+            else:
+                for i in range(base, base + take):
+                    p: int = pool.page[i]
+                    if mseq[p] == pool.seq[i]:
+                        out.append(p)
             if take == avail:
                 self._pop_tail_block()
                 pool.valid[b] = 0
                 pool.free.append(b)
-            else:
+            elif pool.valid[b]:
                 pool.start[b] = s + take
                 # a summary survives losing entries before its first changed one
                 f2: int = pool.first2[b]
@@ -347,6 +355,8 @@ class PageQueue:
                     pool.nmapped[b] -= mapped
                     if f2 >= 0:
                         pool.first2[b] = f2 - take
+            else:
+                pool.start[b] = s + take
         return out
 
     def entries(self) -> tuple[list[int], list[int]]:
