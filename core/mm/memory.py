@@ -449,7 +449,11 @@ class MM:
         ctx = task_context(task, may_reclaim)
         objs: list[int] = []
         while True:
-            objs += slab.alloc_bulk(cache, gfp, ctx, n - len(objs))
+            got = slab.alloc_bulk(cache, gfp, ctx, n - len(objs))
+            if objs:
+                objs += got
+            else:               # usually all of them at once: that list is the result
+                objs = got
             if len(objs) == n:
                 break
             if ctx.reclaim_order >= 0:

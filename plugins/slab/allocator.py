@@ -372,7 +372,10 @@ class SLABAllocator(SlabAllocator):
                 if k:
                     del e[-k:]
                     top.reverse()
-                    out += top
+                    if out:
+                        out += top
+                    else:               # the first run is the result so far: no copy
+                        out = top
                     ac.touched = True
                     n -= k
                     if not n:

@@ -293,7 +293,10 @@ class SLUBAllocator(SlabAllocator):
                 top = fl[-k:]
                 del fl[-k:]
                 top.reverse()
-                out += top
+                if out:
+                    out += top
+                else:                   # the first run is the result so far: no copy
+                    out = top
                 n -= k
                 if not n:
                     break
