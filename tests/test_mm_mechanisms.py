@@ -898,6 +898,47 @@ def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, sweep):
     assert inactive == list(range(len(kinds)))
 
 
+@pytest.mark.parametrize("run", [8, 300])
+def test_touching_mapped_pages_tells_the_lru_blocks(pm, run):
+    """usemem's writes reference mapped pages (class 1 → 2 for a GFP_NOIO sweep):
+    a short run page by page, a long one through numpy; both must mark()."""
+    from swapsim.mm.pages import PG_PRESENT, PG_RESIDENT, PG_TOUCHED
+    sim = make_sim(pm)
+    mm = sim.mm
+    zone = zones_by_name(sim)["DMA32"]
+    ps = mm.pages
+    pages = np.arange(400, dtype=np.int32)
+    ps.zone[pages] = zone.gid
+    ps.flags[pages] |= PG_RESIDENT | PG_TOUCHED | PG_PRESENT
+    mm.lru_add(pages, active=False)
+    q = zone.inactive
+    assert q.rotate_inert(ps, vmscan._NOIO_CLASS_B, 12) == (384, 384)   # every block valid
+    q.check(ps, vmscan._NOIO_CLASS_B)
+    task = Task(pid=1, comm="usemem-0")
+    sim.env.process(mm.touch(task, 100, 100 + run))
+    sim.env.run(until=sim.env.now + 1.0)
+    assert mm.pages_touched == run
+    q.check(ps, vmscan._NOIO_CLASS_B)
+    # the list is now 384..399, 0..383: the sweep stops at the first page touched
+    # (16 + 100 pages in for the short run: 3 whole batches; at once for the long one)
+    assert q.rotate_inert(ps, vmscan._NOIO_CLASS_B, 12) == ((96, 96) if run == 8 else (0, 0))
+
+
+@pytest.mark.parametrize("arm", ["vanilla-slab", "vanilla-slub"])
+def test_every_page_state_write_tells_the_lru_blocks(pm, arm):
+    """A whole arm with the inactive lists checked before every GFP_NOIO sweep:
+    a write of a page's flags or sequence number anywhere in the model that
+    forgets PageState.mark() leaves a block summary that check() rejects."""
+    raw = pm.lookup("scenarios", "seed").factory()
+    scen = build_scenario(raw, "seed", ["machine.memory=32MiB", "workload.passes=2"], seed=1,
+                          arms=[arm])
+    sim = Simulation(scen.arms[0].config, pm, arm)
+    sim.mm.reclaim.check_lru = True
+    result = sim.run()
+    assert result.outcome == ("completed" if arm == "vanilla-slab" else "lockup")
+    assert sim.mm.reclaim.lru_checks > 50       # the checks ran, before that many sweeps
+
+
 # -- when reclaimed pages reach the free lists; kswapd and the DMA zone's lowmem_reserve ---
 
 def _inactive_pages(sim, zone, first, n, flags, slots=False):

@@ -104,8 +104,10 @@ class Reclaim:
         #: scan runs of batches that reclaim without __GFP_IO can only put back in
         #: one step (see rotate_inert); off, every batch goes through shrink_inactive
         self.batch_inert = True
-        #: check the inactive list's blocks before each sweep (PageQueue.check): for tests
+        #: check the inactive list's blocks before each sweep (PageQueue.check),
+        #: counting the checks: for tests
         self.check_lru = False
+        self.lru_checks = 0
         self.mm = mm
         self.sim = mm.sim
         self.env = mm.env
@@ -362,6 +364,7 @@ class Reclaim:
         """
         if self.check_lru:
             zone.inactive.check(self.mm.pages, _NOIO_CLASS_B)
+            self.lru_checks += 1
         n, mapped = zone.inactive.rotate_inert(self.mm.pages, _NOIO_CLASS_B, max_batches)
         if not n:
             return 0, 0.0
