@@ -1,10 +1,10 @@
 """Per-page state kept in packed arrays, and FIFO LRU queues.
 
 One Python object per page would cost ~100 bytes and a dict lookup per
-access; the arrays cost 12 bytes per virtual page.  Each is a librt ``vec``,
+access; the arrays cost 16 bytes per virtual page.  Each is a librt ``vec``,
 which compiled code indexes natively, with a numpy array over the same
-memory for the batch operations reclaim needs (isolate 32, classify, put
-back).
+memory for the batch operations.  The LRU queues keep their entries in
+blocks that remember what nbd0's GFP_NOIO sweeps saw (BlockPool).
 """
 
 from __future__ import annotations

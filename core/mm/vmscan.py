@@ -18,8 +18,8 @@ from ..block import WRITE, Request
 from ..engine import Event
 from ..slab import AllocContext, task_context
 from . import gfp as G
-from .pages import (PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT, PG_RECLAIM,
-                    PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK, PageQueue,
+from .pages import (NOIO_CHANGED, PG_ACTIVE, PG_DIRTY, PG_LOCKED, PG_LRU, PG_ORPHAN, PG_PRESENT,
+                    PG_RECLAIM, PG_REFERENCED, PG_RESIDENT, PG_SWAPCACHE, PG_WRITEBACK, PageQueue,
                     sort_by_slot)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,13 +59,12 @@ def _changed_without_io(f: np.ndarray) -> np.ndarray:
                     | (swapcache & ((f & (PG_PRESENT | PG_DIRTY)) != PG_DIRTY)))
 
 
-# What rotate_inert needs to know of a page, for every uint16 flags value,
-# so that it looks each page up once: 2 if _changed_without_io(), else 1 if
-# page_referenced() walks it (mapped, not under I/O), else 0.  2 being the
-# largest value, argmax() finds the first changed page.
+# What a GFP_NOIO sweep needs to know of a page, for every uint16 flags value
+# (the LRU blocks keep it per entry: PageQueue.rotate_inert): NOIO_CHANGED (2)
+# if _changed_without_io(), else 1 if page_referenced() walks it (mapped, not
+# under I/O), else 0.
 _ALL_FLAGS = np.arange(1 << 16, dtype=np.uint16)
-_NOIO_CHANGED: Final = 2
-_NOIO_CLASS: Final = np.where(_changed_without_io(_ALL_FLAGS), _NOIO_CHANGED,
+_NOIO_CLASS: Final = np.where(_changed_without_io(_ALL_FLAGS), NOIO_CHANGED,
                        (_ALL_FLAGS & (PG_PRESENT | PG_LOCKED | PG_WRITEBACK)) == PG_PRESENT
                        ).astype(np.uint8)
 del _ALL_FLAGS
