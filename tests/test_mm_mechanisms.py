@@ -902,15 +902,12 @@ def test_noio_scan_puts_kept_pages_back_in_the_order_isolated(pm, sweep):
 def test_touching_mapped_pages_tells_the_lru_blocks(pm, run):
     """usemem's writes reference mapped pages (class 1 → 2 for a GFP_NOIO sweep):
     a short run page by page, a long one through numpy; both must mark()."""
-    from swapsim.mm.pages import PG_PRESENT, PG_RESIDENT, PG_TOUCHED
+    from swapsim.mm.pages import PG_PRESENT
     sim = make_sim(pm)
     mm = sim.mm
-    zone = zones_by_name(sim)["DMA32"]
     ps = mm.pages
-    pages = np.arange(400, dtype=np.int32)
-    ps.zone[pages] = zone.gid
-    ps.flags[pages] |= PG_RESIDENT | PG_TOUCHED | PG_PRESENT
-    mm.lru_add(pages, active=False)
+    zone = zones_by_name(sim)["DMA32"]
+    _inactive_pages(sim, zone, 0, 400, PG_PRESENT)
     q = zone.inactive
     assert q.rotate_inert(ps, vmscan._NOIO_CLASS_B, 12) == (384, 384)   # every block valid
     q.check(ps, vmscan._NOIO_CLASS_B)
