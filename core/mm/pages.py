@@ -543,7 +543,8 @@ class PageState:
 
     def mark(self, p: int) -> None:
         """Page ``p``'s flags or sequence number change: a sweep must look at its
-        entry again (BlockPool)."""
+        entry again (BlockPool).  Every such write calls this, except on a page
+        isolated from its list (no entry until it is pushed back, which marks)."""
         self.pool.valid[int(self.mblk[p])] = 0
 
     def mark_np(self, pages: Any) -> None:

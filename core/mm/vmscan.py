@@ -335,7 +335,8 @@ class Reclaim:
         cost = self.cost
         seconds = (self._scan_cpu(scanned, mapped) + unmapped * cost.unmap_page
                    + len(writes) * cost.pageout + freed * cost.free_page)
-        return scanned, freed, nr_writeback, np.array(writes, dtype=np.int32) if writes else _NO_PAGES, seconds
+        out = np.array(writes, dtype=np.int32) if writes else _NO_PAGES
+        return scanned, freed, nr_writeback, out, seconds
 
     def release_freed(self, sc: ScanControl) -> None:
         """free_hot_cold_page_list() at the end of shrink_page_list(): the
