@@ -262,11 +262,11 @@ class PageQueue:
     # -- entries ----------------------------------------------------------------
     def push_pages(self, pages: list[int], ps: "PageState") -> None:
         """Add at the head (most recently used end), with fresh sequence numbers
-        (PageState.new_seqs_list)."""
+        (page i gets ``wrap32(seq_counter + i)``, as PageState.new_seqs numbers)."""
         k = len(pages)
         if not k:
             return
-        seq = ps.seq_counter            # (PageState.new_seqs_list, in the same loop)
+        seq = ps.seq_counter
         ps.seq_counter = seq + k
         pool = self._pool(ps)
         mblk, mseq = ps.mblk, ps.mseq
@@ -295,9 +295,10 @@ class PageQueue:
         k = len(pages)
         if not k:
             return
-        seq = ps.new_seqs_list(pages)
+        seq = ps.seq_counter
+        ps.seq_counter = seq + k
         pool = self._pool(ps)
-        mblk = ps.mblk
+        mblk, mseq = ps.mblk, ps.mseq
         b: int = self.ring[self.rtail] if self.nblk else 0
         pool.valid[b] = 0
         for p in pages:
@@ -306,8 +307,10 @@ class PageQueue:
                 self._prepend_block(b)
             s: int = pool.start[b] - 1
             i = b * BLOCK + s
+            sq = wrap32(seq)
+            mseq[p] = sq
             pool.page[i] = p
-            pool.seq[i] = wrap32(seq)
+            pool.seq[i] = sq
             pool.start[b] = s
             pool.valid[int(mblk[p])] = 0
             mblk[p] = b
@@ -426,16 +429,13 @@ class PageQueue:
                         mm += 1
                 h = self._head_block()
                 if h == b or not self._room(pool, h, m):
-                    h = pool.new_block(0)
+                    h = pool.new_block(0)   # it will hold only what moves: valid
                     pool.valid[h] = 1
                     pool.nmapped[h] = 0
                     pool.first2[h] = -1
-                    self._copy(pool, ps, b, s, m, h)
-                    pool.start[b] = s + m
                     self._append_block(h)
-                else:
-                    self._copy(pool, ps, b, s, m, h)
-                    pool.start[b] = s + m
+                self._copy(pool, ps, b, s, m, h)
+                pool.start[b] = s + m
                 pool.nmapped[h] += mm
                 pool.nmapped[b] -= mm
                 f2 = int(pool.first2[b])
@@ -563,15 +563,3 @@ class PageState:
         self.mark_np(pages)
         self.lru_seq[pages] = seqs
         return seqs
-
-    def new_seqs_list(self, pages: list[int]) -> int:
-        """new_seqs() for a short list: the first sequence number; page i gets
-        ``wrap32(first + i)``."""
-        start = self.seq_counter
-        self.seq_counter = start + len(pages)
-        mseq = self.mseq
-        seq = start
-        for p in pages:
-            mseq[p] = wrap32(seq)
-            seq += 1
-        return start
