@@ -61,3 +61,5 @@ def test_wrap32_and_slot_order():
     for page, slot in [(0, 40), (3, 7), (5, 1000), (6, 8)]:
         ps.mslot[page] = slot
     assert sort_by_slot([0, 3, 5, 6], ps.mslot) == [3, 6, 0, 5]
+    assert sort_by_slot([3, 6, 0, 5], ps.mslot) == [3, 6, 0, 5]   # in order already
+    assert sort_by_slot([3, 6, 5, 0], ps.mslot) == [3, 6, 0, 5]   # only the last pair out of order

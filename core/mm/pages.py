@@ -71,8 +71,19 @@ def vec_i32(n: int, fill: int) -> vec[i32]:
 def sort_by_slot(pages: list[int], mslot: vec[i32]) -> list[int]:
     """``pages`` (each holding a swap slot, so no two keys tie) in slot order.
 
-    Sorts (slot, index) keys and picks the pages by index: they go into the
-    result as the int objects they are (see vmscan.shrink_inactive)."""
+    Nearly every batch comes in slot order already (reclaim allocates a
+    batch's slots in page order, a swap-in's readahead walks slots upward):
+    then ``pages`` itself is the result, after one look at each slot.
+    Otherwise sorts (slot, index) keys and picks the pages by index: they go
+    into the result as the int objects they are (see vmscan.shrink_inactive)."""
+    prev = -1
+    for p in pages:
+        s = int(mslot[p])
+        if s < prev:
+            break
+        prev = s
+    else:
+        return pages
     keyed = [int(mslot[p]) << 32 | i for i, p in enumerate(pages)]
     keyed.sort()
     objs: list[Any] = pages
