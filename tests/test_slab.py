@@ -7,6 +7,7 @@ import pytest
 from swapsim.mm import gfp as G
 from swapsim.plugins import slab as slab_plugin
 from swapsim.plugins.slab import SLABAllocator, SLABOptions, array_limit, calculate_slab_order
+from swapsim.plugins.slab.allocator import S_FULL
 from swapsim.slab import AllocContext
 
 from fakepages import FakePages
@@ -382,6 +383,8 @@ def test_random_workload_keeps_invariants(seed, numa, nnodes):
         assert d["objects"] == st.num_objs == d["in_use"] + d["free_objects"]
         assert st.pages == d["slabs"] << d["order"]
         c = a.cache(k)
-        for l3 in c.nodes:
+        for node, l3 in enumerate(c.nodes):
             assert l3.free_objects == sum(c.num - a._sinuse[sid] for sid in
-                                          [*l3.partial, *l3.full, *l3.free])
+                                          [*l3.partial, *l3.free])
+            assert l3.nr_full == sum(1 for sid, cid in enumerate(a._scache) if cid == k
+                                     and a._snode[sid] == node and a._sstate[sid] == S_FULL)

@@ -207,14 +207,17 @@ class NodeLists:
     ``partial`` is an insertion-ordered dict used as a list (first key = head);
     ``free`` is a list whose *end* is the head (list_add = append,
     list_add_tail = insert(0), the reaper takes the tail = index 0).
+    slabs_full is only counted (``nr_full``): nothing in 3.6's SLAB walks it
+    or takes a slab from it but free_block(), which finds the slab by its
+    object, and a full slab's state is in the allocator's per-slab list.
     """
 
-    __slots__ = ("partial", "full", "free", "free_objects", "free_limit", "shared",
+    __slots__ = ("partial", "nr_full", "free", "free_objects", "free_limit", "shared",
                  "free_touched", "next_reap", "pfmemalloc_slabs")
 
     def __init__(self, free_limit: int, shared: ArrayCache | None, next_reap: float) -> None:
         self.partial: dict[int, None] = {}
-        self.full: dict[int, None] = {}
+        self.nr_full = 0
         self.free: list[int] = []
         self.free_objects = 0
         self.free_limit = free_limit
@@ -516,7 +519,7 @@ class SLABAllocator(SlabAllocator):
             if full:
                 if not from_free:
                     del l3.partial[sid]
-                l3.full[sid] = None
+                l3.nr_full += 1
                 sstate[sid] = S_FULL
             elif from_free:
                 l3.partial[sid] = None  # partial was empty: this is its head
@@ -545,7 +548,7 @@ class SLABAllocator(SlabAllocator):
             if self._sinuse[sid] == cache.num:
                 if not from_free:
                     del l3.partial[sid]
-                l3.full[sid] = None
+                l3.nr_full += 1
                 self._sstate[sid] = S_FULL
             elif from_free:
                 l3.partial[sid] = None
@@ -688,8 +691,10 @@ class SLABAllocator(SlabAllocator):
             sinuse[sid] -= 1
             l3.free_objects += 1
             if sid != tail_sid:
-                full: dict[Any, None] = l3.full
-                del (full if sstate[sid] == S_FULL else partial)[sido]
+                if sstate[sid] == S_FULL:
+                    l3.nr_full -= 1
+                else:
+                    del partial[sido]
             if sinuse[sid] == 0:
                 if sid == tail_sid:
                     del partial[sido]
@@ -826,7 +831,7 @@ class SLABAllocator(SlabAllocator):
                 "free_in_shared": shared, "tagged_pfmemalloc": tagged,
                 "slabs": c.nr_slabs,
                 "slabs_partial": sum(len(l3.partial) for l3 in c.nodes),
-                "slabs_full": sum(len(l3.full) for l3 in c.nodes),
+                "slabs_full": sum(l3.nr_full for l3 in c.nodes),
                 "slabs_free": sum(len(l3.free) for l3 in c.nodes),
                 "free_limit": [l3.free_limit for l3 in c.nodes],
                 "pages": c.nr_slabs << c.order,
