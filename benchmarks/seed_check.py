@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,16 @@ def swapsim_command() -> str:
     if beside.is_file():
         return str(beside)
     return shutil.which("swapsim") or sys.exit("swapsim is not installed: pip install . first")
+
+
+def describe(cmd: str) -> str:
+    """Which swapsim, and the interpreter it runs on (its build matters: see the README)."""
+    with open(cmd, "rb") as f:
+        first = f.readline().decode(errors="replace").strip()
+    python = first[2:].split()[0] if first.startswith("#!") else sys.executable
+    version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True).stdout.strip() or "?"
+    return f"swapsim: {cmd} (interpreter: {os.path.realpath(python)}, Python {version})"
 
 
 def run_scenario(scenario: str, seed: int, jobs: int, sets: list[str]) -> tuple[str, float]:
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         args.keep.mkdir(parents=True, exist_ok=True)
     seeds = args.seed or [1, 2, 3]
     scenarios = ["seed", "seed-full"] if args.scale == "both" else [args.scale]
+    print(describe(swapsim_command()), flush=True)
     failed = 0
     tables = []
     for scenario in scenarios:

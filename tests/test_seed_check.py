@@ -96,3 +96,13 @@ def test_it_runs_the_swapsim_beside_its_interpreter(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", "")
     with pytest.raises(SystemExit, match="not installed"):
         seed_check.swapsim_command()
+
+
+def test_it_names_the_interpreter_behind_swapsim(tmp_path):
+    import os
+    import sys
+    script = tmp_path / "swapsim"
+    script.write_text(f"#!{sys.executable}\nprint('hi')\n")
+    line = seed_check.describe(str(script))
+    assert os.path.realpath(sys.executable) in line
+    assert f"Python {sys.version.split()[0]}" in line
