@@ -74,7 +74,7 @@ def main() -> None:
     arms = args.arm or list(raw.get("arms", {"main": {}}))
     ctx = mp.get_context("spawn")
     # the interpreter's build matters: one built with PGO and LTO (Debian's
-    # python3, python.org's) runs swapsim ~20 % faster than one built without
+    # python3, python.org's) runs swapsim 10-20 % faster than one built without
     # (pyenv's default)
     print(f"interpreter: {sys.executable}, Python {sys.version.split()[0]}")
     ref = None if args.no_ref else machine_reference()
