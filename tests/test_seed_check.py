@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,8 +101,6 @@ def test_it_runs_the_swapsim_beside_its_interpreter(monkeypatch, tmp_path):
 
 
 def test_it_names_the_interpreter_behind_swapsim(tmp_path):
-    import os
-    import sys
     script = tmp_path / "swapsim"
     script.write_text(f"#!{sys.executable}\nprint('hi')\n")
     line = seed_check.describe(str(script))
