@@ -83,13 +83,22 @@ def _stage(dest: Path) -> None:
     shutil.copytree(HERE / "plugins", dest / "swapsim" / "plugins", ignore=ignore)
 
 
+def _drop_stale_build() -> None:
+    """Remove what an earlier build left in ``build/lib*``: build_py copies
+    sources over it but never deletes, so a module since removed from the
+    tree (and its compiled extension) would ship in the next wheel."""
+    for stale in Path("build").glob("lib*"):
+        shutil.rmtree(stale)
+
+
 def ext_modules() -> list:
-    if os.environ.get("SWAPSIM_COMPILE", "1") == "0":
-        return []
     if any(arg.startswith("editable") or arg == "develop" for arg in sys.argv[1:]):
         return []
     if not any(arg.startswith(("build", "bdist", "install")) for arg in sys.argv[1:]):
         return []  # egg_info, sdist, dist_info …: no need to run mypy
+    _drop_stale_build()
+    if os.environ.get("SWAPSIM_COMPILE", "1") == "0":
+        return []
     try:
         from mypyc.build import mypycify
     except ImportError:
