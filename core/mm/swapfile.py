@@ -100,9 +100,7 @@ class SwapArea:
                 owner[slots] = pages[got:got + m]
                 np.subtract.at(self.cluster_free, slots // SWAPFILE_CLUSTER, 1)
             got += m
-            self.inuse += m
-            self.cluster_nr -= m
-            self.cluster_next = end
+            self._advance(m, end)
         return out
 
     def alloc_list(self, pages: list[int]) -> list[int]:
@@ -120,10 +118,14 @@ class SwapArea:
             out.append(cur + j)
         end = cur + m
         self._took_run(cur, end)
+        self._advance(m, end)
+        return out
+
+    def _advance(self, m: int, end: int) -> None:
+        """``m`` slots of the cluster taken, the last just below ``end``: the cursor moves there."""
         self.inuse += m
         self.cluster_nr -= m
         self.cluster_next = end
-        return out
 
     def _all_free(self, lo: int, hi: int) -> bool:
         """Are slots [lo, hi) free?  (A batch is ≤ 32 slots: Python ints.)"""
